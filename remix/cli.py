@@ -1,0 +1,65 @@
+"""One way to build a console script: a hydra app over the YAML in `configs/`.
+
+`hydra_main(config_name, positional=(...))` turns leading bare words into overrides, so
+`remix-data info PATH` means `remix-data command=info path=PATH`. A `RemixError` raised by the app
+prints one line (`error: ...`) and exits 1; unknown config keys are rejected by hydra before the app
+runs. Configs are found in the installed package (`remix.configs` maps to the repo's `configs/`).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from remix.errors import RemixError
+
+CONFIG_PATH = "pkg://remix.configs"
+
+
+def _rewrite_argv(argv: Sequence[str], positional: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    names = list(positional)
+    for arg in argv:
+        if names and not arg.startswith("-") and "=" not in arg:
+            out.append(f"{names.pop(0)}={arg}")
+        else:
+            out.append(arg)
+    return out
+
+
+def report_error(error: BaseException) -> None:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+
+
+def hydra_main(config_name: str, positional: Sequence[str] = ()) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
+    """Decorate `fn(cfg)` into a console-script entry point."""
+
+    def decorate(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
+        @functools.wraps(fn)
+        def entry() -> None:
+            sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:], positional)]
+
+            @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name=config_name)
+            def app(cfg: DictConfig) -> None:
+                OmegaConf.set_struct(cfg, True)
+                try:
+                    result = fn(cfg)
+                except RemixError as error:
+                    report_error(error)
+                    sys.exit(1)
+                except KeyboardInterrupt:
+                    print("interrupted", file=sys.stderr)
+                    sys.exit(130)
+                if isinstance(result, int) and result != 0:
+                    sys.exit(result)
+
+            app()
+
+        return entry
+
+    return decorate

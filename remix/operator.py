@@ -1,0 +1,110 @@
+"""Pluggable operator input.
+
+Everything that asks a person something (confirm a goal image, keep/discard a demo, label a trial,
+press the stop key) goes through an `OperatorInput`, so tests and CI script the answers and nothing
+ever waits on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from remix.errors import RemixError
+
+
+class OperatorInput(ABC):
+    """Where operator answers and key presses come from."""
+
+    @abstractmethod
+    def ask(self, prompt: str, choices: Sequence[str] | None = None, default: str | None = None) -> str:
+        """Block until the operator answers; with `choices`, the answer is one of them."""
+
+    @abstractmethod
+    def poll_key(self) -> str | None:
+        """Return a pending key press (single character or name) without blocking, else None."""
+
+    def say(self, message: str) -> None:
+        """Show a message to the operator."""
+        print(message, file=sys.stderr, flush=True)
+
+
+class ScriptedInput(OperatorInput):
+    """Answers and keys from lists, for tests and unattended runs.
+
+    `answers` are consumed by `ask` in order; `keys` by `poll_key`, where None entries mean "no key
+    this poll". Running out of answers raises, so a test never hangs on an unexpected prompt.
+    """
+
+    def __init__(self, answers: Iterable[str] = (), keys: Iterable[str | None] = ()) -> None:
+        self._answers = deque(answers)
+        self._keys = deque(keys)
+        self._lock = threading.Lock()
+        self.prompts: list[str] = []
+        self.messages: list[str] = []
+
+    def push_answers(self, *answers: str) -> None:
+        with self._lock:
+            self._answers.extend(answers)
+
+    def push_keys(self, *keys: str | None) -> None:
+        with self._lock:
+            self._keys.extend(keys)
+
+    def ask(self, prompt: str, choices: Sequence[str] | None = None, default: str | None = None) -> str:
+        with self._lock:
+            self.prompts.append(prompt)
+            if not self._answers:
+                raise RemixError(f"scripted operator input has no answer left for prompt {prompt!r}")
+            answer = self._answers.popleft()
+        answer = answer or (default or "")
+        if choices is not None and answer not in choices:
+            raise RemixError(f"scripted answer {answer!r} to {prompt!r} is not one of {list(choices)}")
+        return answer
+
+    def poll_key(self) -> str | None:
+        with self._lock:
+            return self._keys.popleft() if self._keys else None
+
+    def say(self, message: str) -> None:
+        self.messages.append(message)
+
+
+class TerminalInput(OperatorInput):
+    """Reads answers and keys from an interactive terminal (stdin must be a TTY)."""
+
+    def __init__(self) -> None:
+        if not sys.stdin or not sys.stdin.isatty():
+            raise RemixError(
+                "operator input needs an interactive terminal; run from a terminal or pass a scripted "
+                "input (operator=scripted operator.answers=[...])"
+            )
+
+    def ask(self, prompt: str, choices: Sequence[str] | None = None, default: str | None = None) -> str:
+        suffix = f" [{'/'.join(choices)}]" if choices else ""
+        while True:
+            answer = input(f"{prompt}{suffix} ").strip() or (default or "")
+            if choices is None or answer in choices:
+                return answer
+            print(f"please answer one of {list(choices)}", file=sys.stderr)
+
+    def poll_key(self) -> str | None:
+        ready, _, _ = select.select([sys.stdin], [], [], 0)
+        if not ready:
+            return None
+        line = os.read(sys.stdin.fileno(), 64).decode(errors="ignore").strip()
+        return line[:1] if line else "\n"
+
+
+def make_operator(kind: str = "terminal", answers: Sequence[str] = (), keys: Sequence[str] = ()) -> OperatorInput:
+    """Build the operator input named in a config: `terminal` or `scripted`."""
+    if kind == "terminal":
+        return TerminalInput()
+    if kind == "scripted":
+        return ScriptedInput(answers, keys)
+    raise RemixError(f"unknown operator input {kind!r}; use 'terminal' or 'scripted'")
