@@ -9,6 +9,7 @@ runs. Configs are found in the installed package (`remix.configs` maps to the re
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +43,8 @@ def hydra_main(config_name: str, positional: Sequence[str] = ()) -> Callable[[Ca
     def decorate(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
         @functools.wraps(fn)
         def entry() -> None:
+            if {"--help", "-h"} & set(sys.argv[1:]) and fn.__doc__:
+                print(inspect.cleandoc(fn.__doc__), end="\n\n")
             sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:], positional)]
 
             @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name=config_name)
