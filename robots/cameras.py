@@ -1,0 +1,159 @@
+"""Cameras: one small interface for RealSense, OpenCV (USB), rendered (mock/sim) and file-backed frames.
+
+Every camera returns RGB uint8 HxWx3 frames already cropped and resized to what the policy expects,
+with a capture timestamp (device clock mapped to time.time()) and a receive timestamp. Frames older
+than `max_age_s` are refused as stale (a frozen USB stream looks like a robot that never moves).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from remix.errors import ConfigError, HardwareError
+
+
+class CameraTimeout(HardwareError):
+    """No fresh frame arrived in time (disconnected, stalled or stale stream)."""
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Crop (top, left, height, width in source pixels; None = full frame) then resize to (height, width)."""
+
+    height: int
+    width: int
+    crop: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ConfigError(f"camera size must be positive, got {self.height}x{self.width}")
+        if self.crop is not None and (len(self.crop) != 4 or min(self.crop) < 0 or self.crop[2] <= 0 or self.crop[3] <= 0):
+            raise ConfigError(f"camera crop must be [top, left, height, width] with positive size, got {self.crop}")
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self.crop is not None:
+            top, left, h, w = self.crop
+            if top + h > image.shape[0] or left + w > image.shape[1]:
+                raise ConfigError(f"camera crop {list(self.crop)} exceeds the {image.shape[0]}x{image.shape[1]} frame; fix crop")
+            image = image[top : top + h, left : left + w]
+        if image.shape[:2] != (self.height, self.width):
+            shrinking = image.shape[0] > self.height
+            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # uint8 HxWx3 RGB
+    capture_time: float  # time.time() clock
+    receive_time: float
+
+
+class Camera(ABC):
+    """A started camera yields fresh frames; `read` raises CameraTimeout when it cannot."""
+
+    def __init__(self, name: str, transform: ImageTransform, max_age_s: float = 1.0) -> None:
+        self.name = name
+        self.transform = transform
+        self.max_age_s = float(max_age_s)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.transform.height, self.transform.width)
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Open the device (no-op for rendered cameras)."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Release the device."""
+
+    @abstractmethod
+    def _grab(self, timeout_s: float) -> tuple[np.ndarray, float]:
+        """Return (RGB image of any size, capture time on the time.time() clock)."""
+
+    def read(self, timeout_s: float = 1.0) -> Frame:
+        image, captured = self._grab(timeout_s)
+        received = time.time()
+        if received - captured > self.max_age_s:
+            raise CameraTimeout(
+                f"camera {self.name!r} frame is stale ({received - captured:.2f} s old > {self.max_age_s} s); "
+                "check the cable/stream or raise max_age_s"
+            )
+        return Frame(self.transform(image), captured, received)
+
+
+class RenderCamera(Camera):
+    """Frames drawn by a function (mock robot, MuJoCo), captured now."""
+
+    def __init__(self, name: str, render: Callable[[int, int], np.ndarray], height: int, width: int) -> None:
+        super().__init__(name, ImageTransform(height, width))
+        self._render = render
+
+    def _grab(self, timeout_s: float) -> tuple[np.ndarray, float]:
+        return self._render(self.transform.height, self.transform.width), time.time()
+
+
+class OpenCVCamera(Camera):
+    """A USB/V4L2 camera through cv2.VideoCapture (index or device path)."""
+
+    def __init__(self, name: str, device: int | str, height: int, width: int, crop: tuple[int, int, int, int] | None = None,
+                 capture_size: tuple[int, int] | None = None, fps: float | None = None, max_age_s: float = 1.0) -> None:
+        super().__init__(name, ImageTransform(height, width, crop), max_age_s)
+        self.device = device
+        self.capture_size = capture_size
+        self.fps = fps
+        self._capture: Any = None
+
+    def start(self) -> None:
+        capture = cv2.VideoCapture(self.device)
+        if not capture.isOpened():
+            raise HardwareError(f"cannot open USB camera {self.device!r} for {self.name!r}; check `ls /dev/video*` and permissions")
+        if self.capture_size is not None:
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.capture_size[0])
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.capture_size[1])
+        if self.fps is not None:
+            capture.set(cv2.CAP_PROP_FPS, self.fps)
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queued old one
+        self._capture = capture
+
+    def stop(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def _grab(self, timeout_s: float) -> tuple[np.ndarray, float]:
+        if self._capture is None:
+            raise HardwareError(f"camera {self.name!r} is not started; use the robot as a context manager")
+        ok, bgr = self._capture.read()
+        captured = time.time()
+        if not ok or bgr is None:
+            raise CameraTimeout(f"USB camera {self.name!r} ({self.device!r}) returned no frame; check the cable")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), captured
+
+
+def make_cameras(specs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Camera]:
+    """Build hardware cameras from config: {name: {type: realsense|opencv, height, width, ...}}."""
+    cameras: dict[str, Camera] = {}
+    for name, spec in (specs or {}).items():
+        spec = dict(spec)
+        kind = spec.pop("type", None)
+        crop = tuple(spec.pop("crop")) if spec.get("crop") is not None else spec.pop("crop", None)
+        try:
+            if kind == "opencv":
+                cameras[name] = OpenCVCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
+            elif kind == "realsense":
+                from robots.realsense import RealSenseCamera
+
+                cameras[name] = RealSenseCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
+            else:
+                raise ConfigError(f"camera {name!r} has unknown type {kind!r}; use 'realsense' or 'opencv'")
+        except TypeError as error:
+            raise ConfigError(f"camera {name!r} config is invalid ({error}); see configs/robot/*.yaml for the keys") from None
+    return cameras

@@ -1,0 +1,16 @@
+"""Factories for every backend the contract suite runs against (imported by the contract tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from robots.mock import MockRobot
+from robots.robot import Robot
+
+
+def backend_factories() -> dict[str, Callable[[], Robot]]:
+    return {
+        "mock-rate": lambda: MockRobot(control_mode="rate", control_hz=50.0),
+        "mock-blocking": lambda: MockRobot(control_mode="blocking", control_hz=5.0,
+                                           cameras={"cam0": (48, 64), "wrist": (32, 32)}),
+    }
