@@ -35,7 +35,9 @@ def normalize_weights(weights: Sequence[float] | np.ndarray, num_domains: int | 
     """
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if num_domains is not None and w.size != num_domains:
-        raise ConfigError(f"got {w.size} domain weights for {num_domains} domains; give one weight per domain")
+        raise ConfigError(
+            f"got {w.size} domain weights for {num_domains} domains; give one weight per domain"
+        )
     if w.size == 0:
         raise ConfigError("no domain weights given; give one weight per domain")
     if not np.all(np.isfinite(w)):
@@ -98,7 +100,9 @@ class WeightedDomainSampler(Sampler[int]):
         self.weights = normalize_weights(weights, sizes.size)
         empty = [self.names[d] for d in range(sizes.size) if sizes[d] == 0 and self.weights[d] > 0]
         if empty:
-            raise ConfigError(f"domains {empty} have no examples but a positive weight; drop them or set weight 0")
+            raise ConfigError(
+                f"domains {empty} have no examples but a positive weight; drop them or set weight 0"
+            )
         if num_samples <= 0:
             raise ConfigError(f"num_samples must be positive, got {num_samples}")
         if world_size < 1 or not 0 <= rank < world_size:

@@ -1,0 +1,58 @@
+"""Reference checkpoint selection on synthetic loss curves."""
+
+from __future__ import annotations
+
+import pytest
+
+from remix.core.early_stop import select_checkpoint
+from remix.errors import ConfigError
+
+STEPS = [100, 200, 300, 400, 500, 600]
+DOWN = [3.0, 2.5, 2.2, 2.0, 1.9, 1.85]
+
+
+def test_never_overfits_picks_last() -> None:
+    r = select_checkpoint(STEPS, {"a": DOWN, "b": DOWN}, {"a": DOWN, "b": [x + 0.1 for x in DOWN]})
+    assert r.step == 600 and not r.final and r.onsets == {"a": None, "b": None}
+    assert "no domain overfit" in r.reason
+
+
+def test_latest_checkpoint_before_first_domain_overfits() -> None:
+    train = {"a": DOWN, "b": [3.0, 2.0, 1.5, 1.0, 0.6, 0.3]}
+    val = {"a": DOWN, "b": [3.0, 2.4, 2.3, 2.5, 2.8, 3.1]}  # b: best at 300, rises from 400
+    r = select_checkpoint(STEPS, train, val, tolerance=0.02, patience=2)
+    assert (r.step, r.final) == (300, True)
+    assert r.onsets == {"a": None, "b": 400}
+    assert "domain b" in r.reason and "400" in r.reason and "300" in r.reason
+
+
+def test_overfits_from_the_start_picks_first_eval() -> None:
+    train = {"a": [2.0, 1.5, 1.0, 0.5, 0.3, 0.1]}
+    val = {"a": [2.0, 2.2, 2.5, 2.9, 3.2, 3.5]}
+    r = select_checkpoint(STEPS, train, val)
+    assert r.step == 100 and "from the start" in r.reason
+
+
+def test_tolerance_and_patience_ignore_noise() -> None:
+    train = {"a": DOWN}
+    noisy = [3.0, 2.5, 2.52, 2.2, 2.1, 2.0]  # a 0.8% blip at 300
+    assert select_checkpoint(STEPS, train, {"a": noisy}, tolerance=0.02).step == 600
+    spike = [3.0, 2.5, 2.8, 2.2, 2.1, 2.0]  # one-eval spike, patience 2 ignores it
+    assert select_checkpoint(STEPS, train, {"a": spike}, patience=2).step == 600
+    assert select_checkpoint(STEPS, train, {"a": spike}, patience=1).step == 200
+
+
+def test_rising_train_and_val_together_is_not_overfitting() -> None:
+    # a diverging run: both curves get worse by the same amount -> gap does not widen
+    up = [2.0, 1.8, 1.9, 2.1, 2.3, 2.5]
+    r = select_checkpoint(STEPS, {"a": [x - 0.2 for x in up]}, {"a": up})
+    assert r.step == 600
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ConfigError):
+        select_checkpoint([], {}, {})
+    with pytest.raises(ConfigError):
+        select_checkpoint(STEPS, {"a": DOWN[:3]}, {"a": DOWN})
+    with pytest.raises(ConfigError):
+        select_checkpoint(STEPS, {"a": DOWN}, {"a": DOWN}, tolerance=-1)
