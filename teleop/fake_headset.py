@@ -22,20 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from teleop.protocol import APP_LOG_TAG, ControllerReading, format_payload
+from teleop.rotations import from_rotvec
 
 DEFAULT_PACKAGE = "com.rail.oculus.teleop"
 # The controller rests in front of the operator's chest (headset frame: x right, y up, z toward the user).
 REST_POSE = np.array([[1.0, 0, 0, 0.15], [0, 1.0, 0, -0.30], [0, 0, 1.0, -0.35], [0, 0, 0, 1.0]])
-
-
-def _rotation_from_vector(rotvec: np.ndarray) -> np.ndarray:
-    """Rodrigues: axis-angle vector (rad) -> (3, 3) rotation."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = np.asarray(rotvec, dtype=np.float64) / angle
-    skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew
 
 
 @dataclass(frozen=True)
@@ -97,7 +88,7 @@ class HeadsetScript:
         for segment in segments:
             fraction = 1.0 if segment.duration <= 0 else min(1.0, max(0.0, elapsed / segment.duration))
             position += fraction * np.asarray(segment.move)
-            rotation = _rotation_from_vector(fraction * np.asarray(segment.rotate)) @ rotation
+            rotation = from_rotvec(fraction * np.asarray(segment.rotate)) @ rotation
             if elapsed < segment.duration:
                 current = segment
                 break
