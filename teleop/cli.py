@@ -1,0 +1,72 @@
+"""`remix-collect`: teleoperate demos of one task into an episode store.
+
+    remix-collect task=carrot_to_rack robot=widowx teleop=oculus num_demos=25
+    remix-collect task=reach robot=mock teleop=keyboard store=demos/mock.zarr
+    remix-collect task=reach robot=mock teleop=scripted_oculus operator.kind=scripted   # no hardware
+
+Rerunning with the same store and task continues the count of kept demos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from remix.cli import hydra_main
+from remix.errors import ConfigError
+from remix.operator import make_operator
+from teleop.collect import CollectSettings, DemoCollector, open_demo_store
+from teleop.factory import make_teleop
+from teleop.preview import CameraPreview
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _str_list(value: Any, key: str) -> list[str]:
+    value = _plain(value)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list, e.g. {key}=[a,b]; got {value!r}")
+    return [str(v) for v in value]
+
+
+def run_collect(cfg: DictConfig) -> int:
+    from robots.robot import make_robot
+
+    if cfg.task is None or not str(cfg.task).strip():
+        raise ConfigError("no task given; run remix-collect task=<name> (e.g. task=carrot_to_rack)")
+    settings = CollectSettings(
+        task=str(cfg.task), num_demos=int(cfg.num_demos), operator=str(cfg.operator.name or "unknown"),
+        domain=None if cfg.domain is None else str(cfg.domain), max_steps=int(cfg.max_steps),
+        min_steps=int(cfg.min_steps), record_idle=bool(cfg.record_idle),
+        stop_keys=tuple(_str_list(cfg.stop_keys, "stop_keys")), seed=None if cfg.seed is None else int(cfg.seed),
+    )
+    operator = make_operator(str(cfg.operator.kind), _str_list(cfg.operator.answers, "operator.answers"),
+                             _str_list(cfg.operator["keys"], "operator.keys"))
+    store_path = Path(str(cfg.store)).expanduser()
+    robot = make_robot(cfg.robot)
+    with robot:
+        store = open_demo_store(store_path, robot)
+        setup = make_teleop(_plain(cfg.teleop), robot)
+        preview = CameraPreview() if cfg.preview else None
+        try:
+            with setup.device:
+                collector = DemoCollector(robot, setup.device, store, operator, settings,
+                                          on_episode_start=setup.on_episode_start, preview=preview)
+                result = collector.run()
+        finally:
+            if preview is not None:
+                preview.close()
+            setup.close()
+    print(f"{result.kept}/{result.target} demos of {settings.task!r} in {store_path}")
+    return 0
+
+
+main = hydra_main("collect", positional=("task",))(run_collect)

@@ -1,0 +1,109 @@
+"""Build the teleop device named in a config (configs/teleop/<kind>.yaml).
+
+`oculus`: a Quest over ADB. `keyboard`: key presses from the operator input. `scripted_oculus`: the
+same Quest code path against a fake ADB server whose headset plays a scripted hand motion (CI,
+dry runs); its script restarts whenever an episode starts, as an operator waits for the reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from remix.errors import ConfigError
+from robots.robot import Robot
+from teleop.device import EventKeys, TeleopDevice
+from teleop.fake_headset import FakeAdbServer, FakeHeadset, HeadsetScript, Segment
+from teleop.keyboard import KeyboardConfig, KeyboardTeleop
+from teleop.mapping import MappingConfig
+from teleop.oculus import AdbSettings, OculusReader
+from teleop.quest import QuestTeleop
+
+KINDS = ("oculus", "keyboard", "scripted_oculus")
+
+
+@dataclass
+class TeleopSetup:
+    """A device plus what the session must call at each episode start, and what to release at the end."""
+
+    device: TeleopDevice
+    on_episode_start: list[Callable[[], None]] = field(default_factory=list)
+    resources: ExitStack = field(default_factory=ExitStack)
+
+    def close(self) -> None:
+        self.resources.close()
+
+
+def _take(cfg: dict[str, Any], allowed: set[str], what: str) -> dict[str, Any]:
+    unknown = set(cfg) - allowed
+    if unknown:
+        raise ConfigError(f"unknown {what} keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return cfg
+
+
+def _event_keys(cfg: Mapping[str, Any]) -> EventKeys:
+    keys = dict(cfg.get("keys") or {})
+    _take(keys, {"keep", "discard", "rerecord"}, "teleop.keys")
+    return EventKeys(**{k: str(v) for k, v in keys.items()})
+
+
+def _mapping(cfg: Mapping[str, Any]) -> MappingConfig:
+    values = dict(cfg.get("mapping") or {})
+    _take(values, set(MappingConfig.__dataclass_fields__), "teleop.mapping")
+    if "base_from_headset" in values:
+        values["base_from_headset"] = tuple(tuple(float(v) for v in row) for row in values["base_from_headset"])
+    try:
+        return MappingConfig(**values)
+    except TypeError as error:
+        raise ConfigError(f"bad teleop.mapping value: {error}") from None
+
+
+def _adb_settings(cfg: Mapping[str, Any], port_override: int | None = None) -> AdbSettings:
+    names = set(AdbSettings.__dataclass_fields__) - {"tag"}
+    values = {k: cfg[k] for k in names if k in cfg and cfg[k] is not None}
+    if port_override is not None:
+        values["adb_port"] = port_override
+    return AdbSettings(**values)
+
+
+def _script(cfg: Any) -> HeadsetScript:
+    if not cfg:
+        raise ConfigError("teleop.script is empty; give a list of episodes, each a list of segments")
+    try:
+        return HeadsetScript([[Segment.from_mapping(segment) for segment in episode] for episode in cfg])
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigError(f"bad teleop.script: {error}; each segment needs a duration (s)") from None
+
+
+OCULUS_KEYS = set(AdbSettings.__dataclass_fields__) - {"tag"} | {"kind", "mapping", "keys", "first_sample_timeout_s"}
+
+
+def make_teleop(cfg: Mapping[str, Any], robot: Robot) -> TeleopSetup:
+    """The device for `cfg` (a plain dict from the `teleop` config group) driving `robot`."""
+    cfg = dict(cfg)
+    kind = cfg.get("kind")
+    if kind == "keyboard":
+        _take(cfg, {"kind", "step_translation", "step_rotation", "gripper_toggle", "keys"}, "teleop (keyboard)")
+        config = KeyboardConfig(**{k: cfg[k] for k in ("step_translation", "step_rotation", "gripper_toggle") if k in cfg})
+        return TeleopSetup(KeyboardTeleop(config, robot.action_spec, _event_keys(cfg)))
+    if kind == "oculus":
+        _take(cfg, OCULUS_KEYS, "teleop (oculus)")
+        reader = OculusReader(_adb_settings(cfg))
+        device = QuestTeleop(reader, _mapping(cfg), robot.action_spec, _event_keys(cfg),
+                             float(cfg.get("first_sample_timeout_s", 10.0)))
+        return TeleopSetup(device)
+    if kind == "scripted_oculus":
+        _take(cfg, OCULUS_KEYS | {"script", "rate_hz"}, "teleop (scripted_oculus)")
+        script = _script(cfg.get("script"))
+        setup = TeleopSetup(device=None)  # type: ignore[arg-type]
+        server = FakeAdbServer([FakeHeadset(script=script, rate_hz=float(cfg.get("rate_hz", 60.0)))])
+        server.start()
+        setup.resources.callback(server.close)
+        reader = OculusReader(_adb_settings(cfg, port_override=server.port))
+        setup.device = QuestTeleop(reader, _mapping(cfg), robot.action_spec, _event_keys(cfg),
+                                   float(cfg.get("first_sample_timeout_s", 10.0)))
+        setup.on_episode_start.append(script.episode_started)
+        return setup
+    raise ConfigError(f"unknown teleop kind {kind!r}; use teleop=oculus|keyboard|scripted_oculus")
