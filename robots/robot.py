@@ -22,6 +22,7 @@ import numpy as np
 
 from remix.errors import ConfigError, HardwareError, RemixError
 from robots.cameras import Camera, CameraTimeout
+from robots.geometry import rotation_delta_euler
 from robots.safety import Pose, SafetyLimits, Watchdog, safe_reset_waypoints, sanitize_action, step_target
 
 log = logging.getLogger("robots")
@@ -260,7 +261,7 @@ class Robot(ABC):
             if self._stopped:  # stop() raced with this call
                 return self._hold_action()
             previous = self._target
-            target = step_target(previous, delta, self.limits)
+            target = self._constrain_target(step_target(previous, delta, self.limits))
             try:
                 reached = self._command(target)
             except ArmFault as fault:
@@ -273,6 +274,7 @@ class Robot(ABC):
             self._target = target
         applied = delta.copy()
         applied[:3] = np.asarray(target.position) - np.asarray(previous.position)
+        applied[3:6] = rotation_delta_euler(np.asarray(previous.euler), np.asarray(target.euler))
         if not np.allclose(applied, raw, atol=1e-9):
             self.events.clipped += 1
         return applied.astype(np.float32)
@@ -337,6 +339,10 @@ class Robot(ABC):
             if not self._move_to(waypoint):
                 raise HardwareError(f"{self.name}: reset waypoint {list(waypoint.position)} is unreachable; "
                                     "move the arm by hand near home and retry")
+
+    def _constrain_target(self, target: Pose) -> Pose:
+        """Project a target onto what the backend can reach (e.g. a top-down sim gripper keeps yaw only)."""
+        return target
 
     def _before_observation(self) -> None:  # noqa: B027 - optional hook
         """Hook run before images are read (fault injection in the mock)."""
