@@ -347,7 +347,7 @@ def plot_per_task(report: Report, path: Path) -> Path:
     ax.set_ylim(0, 100)
     ax.set_ylabel("success rate (%)\nWilson 95% interval")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=max(n_pol, 1), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)

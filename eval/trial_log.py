@@ -424,6 +424,16 @@ class TrialLog:
             counts.setdefault((task, policy), dict.fromkeys(OUTCOMES, 0))[outcome] = int(n)
         return counts
 
+    def trial_attempts(self, session: Session) -> dict[tuple[str, str, int], list[str]]:
+        """{(task, policy, trial_index): outcomes of its attempts in order}: what resuming must skip."""
+        attempts: dict[tuple[str, str, int], list[str]] = {}
+        for task, policy, index, outcome in self._db.execute(
+            "SELECT t.name, p.name, tr.trial_index, tr.outcome FROM trials tr JOIN tasks t ON t.id=tr.task_id"
+            " JOIN policies p ON p.id=tr.policy_id WHERE tr.session_id=? ORDER BY tr.trial_index, tr.attempt",
+            (session.id,)):
+            attempts.setdefault((task, policy, int(index)), []).append(outcome)
+        return attempts
+
     def record_trial(self, record: TrialRecord, steps: Sequence[StepRecord]) -> int:
         """Write a finished trial and its step log in one durable transaction; returns the trial id."""
         if record.outcome not in OUTCOMES:

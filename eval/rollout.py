@@ -1,0 +1,168 @@
+"""One evaluation trial: run a policy on a robot until the operator, the clock or the sim ends it.
+
+The loop follows the robot's control mode. A blocking robot (WidowX) returns from `send_action` when
+the move is done, so the loop runs as fast as the arm moves. A rate robot (Franka, 10 Hz) returns at
+once, so the loop keeps a fixed period itself (deadline scheduling; a late step is counted, never
+"caught up" with a burst of commands). Safety stays with the robot layer: clipping, NaN rejection and
+the rate-mode watchdog that holds the arm when the policy stalls. The operator's stop key halts the
+arm at once from its own thread (`robots.safety.StopKeyMonitor`) and ends the trial.
+
+Every step's raw action, applied action and state are logged, and one video frame is written per
+control step (plus the initial frame), so the video plays at the control rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from eval.trial_log import StepRecord
+from eval.video import TrialVideo, tile_frames
+from remix.operator import OperatorInput
+from remix.policy import Policy
+from robots.robot import ControlMode, Observation, Robot, RobotFault
+from robots.safety import StopKeyMonitor
+
+END_OPERATOR = "operator"
+END_TIME_LIMIT = "time_limit"
+END_SUCCESS_PREDICATE = "success_predicate"
+END_ROBOT_FAULT = "robot_fault"
+END_MAX_STEPS = "max_steps"
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """How a trial is run (the eval config's `rollout` block)."""
+
+    time_limit_s: float = 100.0  # the paper's limit per trial
+    stop_keys: tuple[str, ...] = ("s", " ")  # operator ends the trial (and halts the arm at once)
+    max_steps: int | None = None  # optional cap, mostly for simulation
+    video_cameras: tuple[str, ...] = ()  # cameras tiled into the video; () = all
+
+    def __post_init__(self) -> None:
+        if not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive, got {self.time_limit_s}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """What happened in one trial (the label comes later: operator, predicate or fault)."""
+
+    steps: tuple[StepRecord, ...]
+    started_at: float  # time.time()
+    ended_at: float
+    end_reason: str
+    success_predicate: bool | None  # the sim's verdict at the end; None on real robots
+    fault: str | None  # the RobotFault message when end_reason == robot_fault
+    late_steps: int  # rate mode: steps that missed their deadline
+    watchdog_trips: int  # rate mode: times the robot held because no action came in time
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.ended_at - self.started_at
+
+
+def run_rollout(
+    robot: Robot,
+    policy: Policy,
+    goal: Observation,
+    first_observation: Observation,
+    operator: OperatorInput,
+    settings: RolloutSettings,
+    video: TrialVideo | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RolloutResult:
+    """Run one trial from `first_observation` (the robot has been reset and the scene set)."""
+    rate_mode = robot.control_mode is ControlMode.RATE
+    period = robot.period_s
+    trips_before = robot.events.watchdog_trips
+    steps: list[StepRecord] = []
+    late = 0
+    fault: str | None = None
+    observation = first_observation
+    policy.reset(goal)
+    if video is not None:
+        video.write(tile_frames(observation.images, settings.video_cameras))
+    started_at = time.time()
+    start = clock()
+    deadline = start
+    try:
+        with StopKeyMonitor(operator, robot.stop, keys=settings.stop_keys) as monitor:
+            while True:
+                reason = _end_reason(robot, monitor, clock() - start, len(steps), settings)
+                if reason is not None:
+                    break
+                action = np.asarray(policy.act(observation), dtype=np.float32)
+                try:
+                    if monitor.triggered.is_set():  # the stop key arrived while the policy was thinking
+                        reason = END_OPERATOR
+                        break
+                    applied = robot.send_action(action)
+                    steps.append(StepRecord(t=clock() - start, action=action, applied=np.asarray(applied, np.float32),
+                                            state=np.asarray(observation.state, np.float32)))
+                    if rate_mode:
+                        deadline += period
+                        wait = deadline - clock()
+                        if wait > 0:
+                            sleep(wait)
+                        else:
+                            late += 1
+                            deadline = clock()
+                    observation = robot.get_observation()
+                except RobotFault as error:
+                    reason, fault = END_ROBOT_FAULT, str(error)
+                    break
+                if video is not None:
+                    video.write(tile_frames(observation.images, settings.video_cameras))
+    except BaseException:
+        robot.stop()  # a policy error or Ctrl-C mid-trial: halt first, then let the caller drop the trial
+        raise
+    robot.stop()  # hold wherever the trial ended; the next reset clears it
+    ended_at = time.time()
+    predicate = _predicate(robot) if reason != END_ROBOT_FAULT else None
+    return RolloutResult(
+        steps=tuple(steps), started_at=started_at, ended_at=ended_at, end_reason=reason, success_predicate=predicate,
+        fault=fault, late_steps=late, watchdog_trips=robot.events.watchdog_trips - trips_before,
+        frames=video.frames if video is not None else 0,
+    )
+
+
+def _predicate(robot: Robot) -> bool | None:
+    verdict = robot.check_success()
+    return None if verdict is None else bool(verdict)
+
+
+def _end_reason(robot: Robot, monitor: StopKeyMonitor, elapsed: float, steps: int,
+                settings: RolloutSettings) -> str | None:
+    if monitor.triggered.is_set():
+        return END_OPERATOR
+    if robot.check_success() is True:
+        return END_SUCCESS_PREDICATE
+    if elapsed >= settings.time_limit_s:
+        return END_TIME_LIMIT
+    if settings.max_steps is not None and steps >= settings.max_steps:
+        return END_MAX_STEPS
+    return None
+
+
+def describe(result: RolloutResult) -> str:
+    """One line for the operator and the notes column."""
+    parts = [f"{len(result.steps)} steps in {result.duration_s:.1f}s, ended by {result.end_reason.replace('_', ' ')}"]
+    if result.late_steps:
+        parts.append(f"{result.late_steps} late steps")
+    if result.watchdog_trips:
+        parts.append(f"{result.watchdog_trips} watchdog holds")
+    if result.fault:
+        parts.append(f"fault: {result.fault}")
+    return "; ".join(parts)
+
+
+def stop_keys_text(keys: Sequence[str]) -> str:
+    return " or ".join("space" if k == " " else repr(k) for k in keys)

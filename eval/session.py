@@ -1,0 +1,332 @@
+"""An evaluation session: tasks x policies x trials on one robot, every trial logged when it ends.
+
+The trial plan is a pure function of (tasks, policies, trials, blind, seed), so rerunning a session
+walks the same plan and skips what the log already holds: a trial index is settled once it has a
+scored outcome (success/failure) or has faulted `max_fault_retries + 1` times. A robot-fault trial
+is retried under the same index (attempt + 1), because a fault says nothing about the policy.
+
+Blind mode interleaves the policies in a fresh random order for every round of every task and shows
+each only as "policy #k" (k from a random permutation stored with the session), so the operator who
+labels the trial cannot know which method ran.
+
+Media live beside the database: `<db folder>/<db name>_media/<session>/goals/<task>.png` and
+`.../videos/<task>/<policy>-trial<NN>-a<attempt>.mp4`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import sys
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eval.rollout import (
+    END_ROBOT_FAULT,
+    RolloutResult,
+    RolloutSettings,
+    describe,
+    run_rollout,
+    stop_keys_text,
+)
+from eval.trial_log import SCORED_OUTCOMES, Session, SessionSpec, TrialLog, TrialRecord
+from eval.video import TrialVideo, remove_partial_videos
+from remix.errors import RemixError
+from remix.operator import OperatorInput
+from remix.policy import Policy
+from robots.robot import Observation, Robot
+
+LABEL_CHOICES = {"s": "success", "f": "failure", "r": "robot_fault"}
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    task: str
+    policy: str
+    trial_index: int  # 0-based within its (task, policy) cell
+
+
+def plan_trials(tasks: Sequence[str], policies: Sequence[str], trials: int, blind: bool, seed: int) -> list[PlannedTrial]:
+    """The run order. Not blind: task by task, policy by policy. Blind: per task and round, shuffled policies."""
+    plan = []
+    for task in tasks:
+        if not blind:
+            plan += [PlannedTrial(task, p, i) for p in policies for i in range(trials)]
+            continue
+        for i in range(trials):
+            order = list(policies)
+            random.Random(_stable_hash(seed, "order", task, i)).shuffle(order)
+            plan += [PlannedTrial(task, p, i) for p in order]
+    return plan
+
+
+def blind_labels(policies: Sequence[str], seed: int) -> dict[str, int]:
+    """A random 1..K label per policy, so "policy #1" is not simply the first one configured."""
+    labels = list(range(1, len(policies) + 1))
+    random.Random(_stable_hash(seed, "labels")).shuffle(labels)
+    return dict(zip(policies, labels))
+
+
+def trial_seed(session_seed: int, task: str, policy: str, trial_index: int, attempt: int) -> int:
+    """A seed per trial that does not depend on run order (so a resumed session reuses the same seeds)."""
+    return _stable_hash(session_seed, task, policy, trial_index, attempt) % (2**31)
+
+
+def _stable_hash(*parts: object) -> int:
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Everything that shapes a session besides the robot, policies and operator."""
+
+    name: str
+    tasks: tuple[str, ...]
+    trials: int = 10
+    seed: int = 0
+    blind: bool = False
+    operator_name: str = ""
+    goal_images: Mapping[str, str] | None = None  # task -> PNG to load instead of capturing
+    max_fault_retries: int = 2
+    ask_notes: bool = True
+    record_video: bool = True
+    rollout: RolloutSettings = RolloutSettings()
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise RemixError("no tasks given; pass tasks=[task_a,task_b]")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise RemixError(f"tasks {list(self.tasks)} repeat a name; give each task once")
+        if self.trials < 1:
+            raise RemixError(f"trials must be >= 1, got {self.trials}")
+        if self.max_fault_retries < 0:
+            raise RemixError(f"max_fault_retries must be >= 0, got {self.max_fault_retries}")
+        unknown = sorted(set(self.goal_images or {}) - set(self.tasks))
+        if unknown:
+            raise RemixError(f"goal_images names task(s) {unknown} that are not in tasks={list(self.tasks)}; fix the names")
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    session: Session
+    resumed: bool
+    trials_run: int
+    trials_skipped: int
+    unsettled: tuple[PlannedTrial, ...]  # gave up after repeated robot faults
+
+
+class EvalSession:
+    """Runs (or resumes) one session; see the module docstring."""
+
+    def __init__(self, log: TrialLog, robot: Robot, policies: Mapping[str, Policy], policy_specs: Mapping[str, str],
+                 operator: OperatorInput, settings: SessionSettings, config: Mapping[str, object] | None = None,
+                 progress: bool = True) -> None:
+        if not policies:
+            raise RemixError("no policies given; pass policies={name: checkpoint_or_spec, ...}")
+        if set(policies) != set(policy_specs):
+            raise ValueError("policies and policy_specs must name the same policies")
+        self.log = log
+        self.robot = robot
+        self.policies = dict(policies)
+        self.operator = operator
+        self.settings = settings
+        self.progress = progress
+        spec = SessionSpec(
+            name=settings.name, robot=robot.name, control_mode=robot.control_mode.value, control_hz=robot.control_hz,
+            tasks=tuple(settings.tasks), policies=dict(policy_specs), trials_per_cell=settings.trials,
+            time_limit_s=settings.rollout.time_limit_s, seed=settings.seed, blind=settings.blind,
+            operator=settings.operator_name, config=dict(config or {}),
+        )
+        self.session, self.resumed = log.start_session(spec, blind_labels(list(policies), settings.seed))
+        self.media_dir = log.root / f"{log.path.stem}_media" / slug(self.session.name)
+        self._goals: dict[str, Observation] = {}
+        self._is_sim: bool | None = None
+
+    # ------------------------------------------------------------------------------------------- naming
+    def shown_name(self, policy: str) -> str:
+        """What the operator sees: the name, or "policy #k" in blind mode."""
+        return f"policy #{self.session.blind_labels[policy]}" if self.session.blind else policy
+
+    def video_path(self, planned: PlannedTrial, attempt: int) -> Path:
+        return (self.media_dir / "videos" / slug(planned.task)
+                / f"{slug(planned.policy)}-trial{planned.trial_index + 1:02d}-a{attempt}.mp4")
+
+    # ------------------------------------------------------------------------------------------- running
+    def run(self) -> SessionOutcome:
+        removed = remove_partial_videos(self.media_dir)
+        if removed:
+            self.operator.say(f"dropped {removed} half-written video(s) from an interrupted run")
+        plan = plan_trials(self.session.tasks, [p for p, _ in self.session.policies], self.session.trials_per_cell,
+                           self.session.blind, self.session.seed)
+        attempts = self.log.trial_attempts(self.session)
+        todo = [t for t in plan if not self._settled(attempts.get((t.task, t.policy, t.trial_index), []))]
+        skipped = len(plan) - len(todo)
+        if self.resumed:
+            self.operator.say(f"resuming session {self.session.name!r}: {skipped} of {len(plan)} trials already done")
+        unsettled: list[PlannedTrial] = []
+        run = 0
+        with self._progress(len(plan), skipped) as advance:
+            for planned in todo:
+                outcomes = list(attempts.get((planned.task, planned.policy, planned.trial_index), []))
+                while not self._settled(outcomes):
+                    outcome = self._run_trial(planned, attempt=len(outcomes))
+                    outcomes.append(outcome)
+                    run += 1
+                if outcomes[-1] not in SCORED_OUTCOMES:
+                    unsettled.append(planned)
+                    self.operator.say(f"{planned.task} / {self.shown_name(planned.policy)} trial {planned.trial_index + 1}: "
+                                      f"{len(outcomes)} robot faults in a row; skipping it (check the robot)")
+                advance()
+        return SessionOutcome(self.session, self.resumed, run, skipped, tuple(unsettled))
+
+    def _settled(self, outcomes: Sequence[str]) -> bool:
+        return any(o in SCORED_OUTCOMES for o in outcomes) or len(outcomes) > self.settings.max_fault_retries
+
+    def _progress(self, total: int, done: int):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def bar():
+            if not self.progress:
+                yield lambda: None
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=Console(file=sys.stderr), transient=False) as progress:
+                task_id = progress.add_task("trials", total=total, completed=done)
+                yield lambda: progress.advance(task_id)
+
+        return bar()
+
+    def _run_trial(self, planned: PlannedTrial, attempt: int) -> str:
+        goal = self.goal(planned.task)
+        seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
+        _seed_everything(seed)
+        shown = self.shown_name(planned.policy)
+        title = f"{planned.task} / {shown} / trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (
+            f" (retry {attempt})" if attempt else "")
+        observation = self.robot.reset(seed=seed)
+        if self._is_sim is None:
+            self._is_sim = self.robot.check_success() is not None
+        if not self._is_sim:
+            self.operator.ask(f"{title}: set up the scene, then press Enter to start "
+                              f"(stop key {stop_keys_text(self.settings.rollout.stop_keys)} ends the trial)", default="")
+            observation = self.robot.get_observation()
+        else:
+            self.operator.say(f"{title}: running")
+        video_path = self.video_path(planned, attempt)
+        video = TrialVideo(video_path, self.robot.control_hz) if self.settings.record_video else None
+        try:
+            result = run_rollout(self.robot, self.policies[planned.policy], goal, observation, self.operator,
+                                 self.settings.rollout, video)
+        except BaseException:
+            if video is not None:
+                video.discard()
+            raise
+        outcome, labelled_by, notes = self._label(title, result)
+        written = video.finish() if video is not None else None
+        self.log.record_trial(TrialRecord(
+            session_id=self.session.id, task=planned.task, policy=planned.policy, trial_index=planned.trial_index,
+            attempt=attempt, seed=seed, started_at=result.started_at, ended_at=result.ended_at,
+            steps=len(result.steps), outcome=outcome, end_reason=result.end_reason, labelled_by=labelled_by,
+            operator=self.settings.operator_name, notes=notes,
+            goal_image_path=self.log.relative(self.goal_path(planned.task)),
+            video_path=self.log.relative(written) if written is not None else None,
+        ), result.steps)
+        self.operator.say(f"{title}: {outcome.replace('_', ' ')} ({describe(result)})")
+        return outcome
+
+    def _label(self, title: str, result: RolloutResult) -> tuple[str, str, str]:
+        """(outcome, who labelled it, notes). A fault labels itself; the sim's predicate labels sim trials."""
+        if result.end_reason == END_ROBOT_FAULT:
+            outcome, labelled_by = "robot_fault", "robot"
+        elif result.success_predicate is not None:
+            outcome, labelled_by = ("success" if result.success_predicate else "failure"), "sim"
+        else:
+            answer = self.operator.ask(
+                f"{title}: {describe(result)}. Outcome? s=success f=failure r=robot fault", choices=tuple(LABEL_CHOICES))
+            outcome, labelled_by = LABEL_CHOICES[answer], "operator"
+        notes = result.fault or ""
+        if self.settings.ask_notes and not self._is_sim:
+            note = self.operator.ask(f"{title}: note (Enter for none)", default="").strip()
+            notes = "; ".join(n for n in (notes, note) if n)
+        return outcome, labelled_by, notes
+
+    # ------------------------------------------------------------------------------------------- goals
+    def goal_path(self, task: str) -> Path:
+        stored = self.log.goal_image(self.session, task)
+        return stored if stored is not None else self.media_dir / "goals" / f"{slug(task)}.png"
+
+    def goal(self, task: str) -> Observation:
+        """The task's goal observation: kept from earlier in the session, loaded from a PNG, or captured."""
+        if task in self._goals:
+            return self._goals[task]
+        camera = next(iter(self.robot.observation_spec.cameras), None)
+        if camera is None:
+            raise RemixError(f"robot {self.robot.name!r} has no camera; a goal-conditioned eval needs one")
+        stored = self.log.goal_image(self.session, task)
+        source = (self.settings.goal_images or {}).get(task)
+        target = self.media_dir / "goals" / f"{slug(task)}.png"
+        if stored is not None and stored.exists():
+            image = _read_png(stored)
+            state = self.robot.get_observation().state
+        elif source is not None:
+            image = _read_png(Path(source).expanduser())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(source).expanduser(), target)
+            self.log.set_goal_image(self.session, task, target)
+            state = self.robot.get_observation().state
+        else:
+            observation = self._capture_goal(task)
+            image, state = observation.images[camera], observation.state
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+                raise RemixError(f"cannot write goal image {target}; check that the folder is writable")
+            self.log.set_goal_image(self.session, task, target)
+        expected = self.robot.observation_spec.cameras[camera]
+        if tuple(image.shape[:2]) != tuple(expected):
+            image = cv2.resize(image, (expected[1], expected[0]), interpolation=cv2.INTER_AREA)
+        goal = Observation(images={camera: image}, state=np.asarray(state, np.float32), timestamps={camera: 0.0})
+        self._goals[task] = goal
+        return goal
+
+    def _capture_goal(self, task: str) -> Observation:
+        """Sim robots that can render their goal do so; otherwise the operator arranges the goal scene."""
+        render_goal = getattr(self.robot, "goal_observation", None)
+        if callable(render_goal):
+            self.robot.reset(seed=_stable_hash(self.session.seed, "goal", task) % (2**31))
+            return render_goal()
+        self.robot.reset()
+        self.operator.ask(f"goal image for task {task!r}: arrange the goal scene (move the arm out of view or to the "
+                          "goal pose), then press Enter to capture", default="")
+        return self.robot.get_observation()
+
+
+def _read_png(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise RemixError(f"goal image {path} does not exist; fix goal_images or delete the entry to capture a new one")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise RemixError(f"goal image {path} is not a readable image; pass a PNG/JPEG")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed the RNGs a policy may sample from (diffusion noise), so a trial can be replayed."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)

@@ -1,0 +1,107 @@
+"""The rollout loop on the mock robot: control modes, every way a trial ends, and the step log."""
+
+import time
+
+import numpy as np
+import pytest
+from eval_helpers import ConstantPolicy, ReachXRobot
+
+from eval.rollout import RolloutSettings, run_rollout
+from eval.video import TrialVideo, read_video_frames
+from remix.operator import ScriptedInput
+from robots.mock import MockRobot
+
+FORWARD = [0.02, 0, 0, 0, 0, 0, 1]
+
+
+def rollout(robot, policy, settings, operator=None, video=None):
+    with robot:
+        first = robot.reset(seed=0)
+        return run_rollout(robot, policy, first, first, operator or ScriptedInput(), settings, video)
+
+
+def test_rate_mode_keeps_the_control_period_and_stops_at_the_time_limit(tmp_path):
+    robot = MockRobot(control_mode="rate", control_hz=10.0)
+    video = TrialVideo(tmp_path / "v.mp4", fps=robot.control_hz)
+    result = rollout(robot, ConstantPolicy([0.001, 0, 0, 0, 0, 0, 1]), RolloutSettings(time_limit_s=0.6), video=video)
+    assert result.end_reason == "time_limit"
+    assert 5 <= len(result.steps) <= 7
+    assert 0.6 <= result.duration_s < 0.9
+    gaps = np.diff([s.t for s in result.steps])
+    assert np.median(gaps) == pytest.approx(0.1, abs=0.03)  # one action per 10 Hz tick, not as fast as possible
+    assert result.frames == len(result.steps) + 1  # the initial frame plus one per control step
+    assert len(read_video_frames(video.finish())) == result.frames
+    assert result.success_predicate is None  # a real-robot stand-in: the operator labels
+
+
+def test_blocking_mode_runs_as_fast_as_the_arm_moves():
+    robot = MockRobot(control_mode="blocking", control_hz=5.0, moving_time_s=0.03)
+    started = time.monotonic()
+    result = rollout(robot, ConstantPolicy(FORWARD), RolloutSettings(time_limit_s=30.0, max_steps=6))
+    assert result.end_reason == "max_steps" and len(result.steps) == 6
+    assert time.monotonic() - started < 6 * 0.2  # no sleeping to a 5 Hz clock on top of the blocking moves
+    assert result.late_steps == 0
+
+
+def test_operator_stop_key_halts_the_arm_and_ends_the_trial():
+    robot = MockRobot(control_mode="rate", control_hz=10.0)
+    operator = ScriptedInput(keys=[None, None, "x", None, "s"])  # "x" is not a stop key
+    with robot:
+        first = robot.reset()
+        result = run_rollout(robot, ConstantPolicy(FORWARD), first, first, operator, RolloutSettings(time_limit_s=20.0))
+        assert robot.stopped
+    assert result.end_reason == "operator" and result.duration_s < 2.0
+
+
+def test_sim_predicate_ends_and_labels_the_trial():
+    robot = ReachXRobot(threshold=0.395, control_mode="rate", control_hz=50.0)
+    result = rollout(robot, ConstantPolicy(FORWARD), RolloutSettings(time_limit_s=10.0))
+    assert result.end_reason == "success_predicate" and result.success_predicate is True
+    assert len(result.steps) == 5  # x: 0.30 -> 0.40 (>= 0.395) in 0.02 m steps
+    away = rollout(ReachXRobot(threshold=0.4, control_hz=50.0), ConstantPolicy([-0.02, 0, 0, 0, 0, 0, 1]),
+                   RolloutSettings(time_limit_s=0.2))
+    assert away.end_reason == "time_limit" and away.success_predicate is False
+
+
+def test_robot_fault_ends_the_trial_as_a_fault():
+    robot = MockRobot(control_mode="rate", control_hz=50.0, faults={"reflex": [3]})
+    result = rollout(robot, ConstantPolicy(FORWARD), RolloutSettings(time_limit_s=5.0))
+    assert result.end_reason == "robot_fault" and "reflex" in result.fault
+    assert len(result.steps) == 2 and result.success_predicate is None
+
+
+def test_a_failing_policy_stops_the_robot_before_the_error_propagates():
+    class Broken(ConstantPolicy):
+        def act(self, observation):
+            if self.calls == 2:
+                raise RuntimeError("model exploded")
+            return super().act(observation)
+
+    robot = MockRobot(control_hz=50.0)
+    with robot:
+        first = robot.reset()
+        with pytest.raises(RuntimeError, match="exploded"):
+            run_rollout(robot, Broken(FORWARD), first, first, ScriptedInput(), RolloutSettings(time_limit_s=5.0))
+        assert robot.stopped
+
+
+def test_step_log_records_raw_and_clipped_actions_and_states():
+    robot = MockRobot(control_hz=50.0)
+    result = rollout(robot, ConstantPolicy([0.5, 0, 0, 0, 0, 0, 0.0]), RolloutSettings(time_limit_s=5.0, max_steps=3))
+    first, last = result.steps[0], result.steps[-1]
+    assert first.action[0] == pytest.approx(0.5)  # what the policy asked
+    assert first.applied[0] == pytest.approx(0.05)  # what the safety layer let through
+    assert first.state[0] == pytest.approx(0.30) and last.state[0] == pytest.approx(0.40)
+
+
+def test_a_stalled_policy_is_held_by_the_watchdog_and_counted_late():
+    class Stalls(ConstantPolicy):
+        def act(self, observation):
+            if self.calls == 2:
+                time.sleep(0.5)
+            return super().act(observation)
+
+    robot = MockRobot(control_mode="rate", control_hz=20.0, watchdog_periods=2.0)
+    result = rollout(robot, Stalls(FORWARD), RolloutSettings(time_limit_s=5.0, max_steps=5))
+    assert result.watchdog_trips >= 1 and result.late_steps >= 1
+    assert len(result.steps) == 5  # the trial carries on once the policy answers again
