@@ -19,7 +19,7 @@ import numpy as np
 
 from remix.errors import ConfigError
 from robots.cameras import CameraTimeout, RenderCamera
-from robots.robot import ArmFault, Robot
+from robots.robot import ArmFault, ArmRobot
 from robots.safety import Pose, SafetyLimits
 
 FAULT_KINDS = ("camera_timeout", "ik_failure", "reflex", "slow_policy")
@@ -32,7 +32,7 @@ class _PendingFault:
     times: int  # camera_timeout: consecutive failed reads
 
 
-class MockRobot(Robot):
+class MockRobot(ArmRobot):
     """Kinematic mock arm; see the module docstring."""
 
     def __init__(self, name: str = "mock", control_mode: str = "rate", control_hz: float = 10.0,

@@ -1,7 +1,7 @@
 """The one robot interface every part codes against (contract in docs/contracts.md).
 
 A `Robot` is a context manager. Actions are 7-d end-effector deltas in the base frame (xyz in m, extrinsic
-xyz euler in rad, gripper in [0, 1] with 1 = open), the same for every arm. The base class owns the
+xyz euler in rad, gripper in [0, 1] with 1 = open), the same for every arm. `ArmRobot`, the base of local backends, owns the
 safety layer (per-step clipping, workspace box, NaN/inf rejection, rate-mode watchdog, stop, safe reset)
 and fault handling, so a backend only implements a few hooks (`_read_pose`, `_command`, `_hold`,
 `_halt`, `_move_to`, ...) and cannot bypass the limits.
@@ -110,7 +110,73 @@ class SafetyEvents:
 
 
 class Robot(ABC):
-    """Base of every backend. Subclasses implement the hooks; the public methods are final."""
+    """The interface loops code against (teleop, eval, goal capture). See docs/contracts.md.
+
+    Local arms derive from `ArmRobot`, which adds the safety layer; `RemoteRobot` forwards every call
+    to a robot server, where the safety layer runs next to the arm.
+    """
+
+    name: str
+    control_mode: ControlMode
+    control_hz: float
+    action_spec: ActionSpec
+    observation_spec: ObservationSpec
+    events: SafetyEvents
+
+    def __enter__(self) -> Robot:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.control_hz
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the hardware/sim/server connection; idempotent."""
+
+    @abstractmethod
+    def disconnect(self) -> None:
+        """Hold the arm and release everything; idempotent."""
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> Observation:
+        """Safe reset to home (sim: a fresh scene from `seed`); clears a stop."""
+
+    @abstractmethod
+    def get_observation(self) -> Observation:
+        """Images per camera, (7,) float32 state, capture timestamps."""
+
+    @abstractmethod
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Apply a 7-d base-frame EE delta (gripper absolute, 1 = open); returns the applied action."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Operator stop: halt motion at once; actions are held until `reset()` or `resume()`."""
+
+    @abstractmethod
+    def resume(self) -> None:
+        """Accept actions again after a stop, from the current pose."""
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def stopped(self) -> bool: ...
+
+    def check_success(self) -> bool | None:
+        """The task's success predicate on simulated robots; None on real robots (the operator labels)."""
+        return None
+
+
+class ArmRobot(Robot):
+    """Base of every local backend: owns the safety layer; subclasses implement the hooks only."""
 
     def __init__(self, name: str, control_mode: ControlMode | str, control_hz: float, limits: SafetyLimits,
                  home: Pose, cameras: Mapping[str, Camera] | None = None, camera_retries: int = 2,
@@ -140,13 +206,6 @@ class Robot(ABC):
         self._watchdog: Watchdog | None = None
 
     # ----------------------------------------------------------------------------------------- lifecycle
-    def __enter__(self) -> Robot:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.disconnect()
-
     @property
     def connected(self) -> bool:
         return self._connected
@@ -160,10 +219,6 @@ class Robot(ABC):
     def target(self) -> Pose:
         """The commanded target pose that the next delta is applied to."""
         return self._target
-
-    @property
-    def period_s(self) -> float:
-        return 1.0 / self.control_hz
 
     def connect(self) -> None:
         if self._connected:
@@ -280,7 +335,6 @@ class Robot(ABC):
         return applied.astype(np.float32)
 
     def stop(self) -> None:
-        """Operator stop: halt motion at once; actions are held until `reset()` or `resume()`."""
         self._stopped = True
         self.events.stops += 1
         self.events.note(f"{self.name}: stop requested; motion halted")
@@ -288,14 +342,9 @@ class Robot(ABC):
             self._halt()
 
     def resume(self) -> None:
-        """Accept actions again after a stop, from the pose the arm is at now."""
         with self._lock:
             self._target = self._read_pose()
             self._stopped = False
-
-    def check_success(self) -> bool | None:
-        """The task's success predicate on simulated robots; None on real robots (the operator labels)."""
-        return None
 
     # ------------------------------------------------------------------------------------------- internals
     def _hold_action(self) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from remix.errors import ConfigError, HardwareError
 from robots.cameras import RenderCamera
 from robots.geometry import euler_to_matrix, matrix_to_euler, matrix_to_quat_xyzw
-from robots.robot import Robot
+from robots.robot import ArmRobot
 from robots.safety import Pose, SafetyLimits
 from robots.sim_scene import (
     CUBE_HALF,
@@ -76,7 +76,7 @@ def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
 
-class SimRobot(Robot):
+class SimRobot(ArmRobot):
     """A simulated arm over the MuJoCo tabletop; see the module docstring."""
 
     def __init__(self, profile: str = "widowx", task: str = "put_red_in_green", name: str | None = None,
