@@ -59,7 +59,8 @@ def run_collect(cfg: DictConfig) -> int:
         try:
             with setup.device:
                 collector = DemoCollector(robot, setup.device, store, operator, settings,
-                                          on_episode_start=setup.on_episode_start, preview=preview)
+                                          on_episode_start=setup.on_episode_start, preview=preview,
+                                          progress=bool(cfg.progress))
                 result = collector.run()
         finally:
             if preview is not None:

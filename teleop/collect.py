@@ -20,6 +20,8 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from remix.data import EpisodeStore
 from remix.errors import ConfigError, StoreError
@@ -112,7 +114,8 @@ class DemoCollector:
 
     def __init__(self, robot: Robot, device: TeleopDevice, store: EpisodeStore, operator: OperatorInput,
                  settings: CollectSettings, on_episode_start: Sequence[Callable[[], None]] = (),
-                 preview: CameraPreview | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 preview: CameraPreview | None = None, clock: Callable[[], float] = time.monotonic,
+                 progress: bool = False) -> None:
         self.robot = robot
         self.device = device
         self.store = store
@@ -121,6 +124,7 @@ class DemoCollector:
         self.on_episode_start = list(on_episode_start)
         self.preview = preview
         self.clock = clock
+        self.progress = progress
         self.loop_times: list[float] = []  # seconds the loop thread spent per step (excluding the wait)
 
     def run(self) -> CollectResult:
@@ -132,6 +136,10 @@ class DemoCollector:
         self.operator.say(f"collecting {s.task!r}: {result.kept}/{s.num_demos} kept so far in {self.store.path}")
         recorder = EpisodeRecorder(self.store)
         attempt = 0
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("kept"),
+                       TimeElapsedColumn(), console=Console(stderr=True), disable=not self.progress)
+        bar_task = bar.add_task(s.task, total=s.num_demos, completed=result.kept)
+        bar.start()
         try:
             while result.kept < s.num_demos:
                 seed = None if s.seed is None else s.seed + attempt
@@ -144,6 +152,7 @@ class DemoCollector:
                     ).result()  # durable from here on
                     result.kept += 1
                     result.kept_episodes.append(index)
+                    bar.update(bar_task, completed=result.kept)
                     self.operator.say(f"{result.kept}/{s.num_demos} kept ({length} steps, episode {index})")
                 else:
                     recorder.drop()
@@ -154,6 +163,7 @@ class DemoCollector:
                     break
         finally:
             recorder.close()
+            bar.stop()
         self.operator.say(
             f"done: {result.kept}/{s.num_demos} kept; this session {result.count(Outcome.KEPT)} kept, "
             f"{result.count(Outcome.DISCARDED)} discarded, {result.count(Outcome.RERECORD)} re-recorded, "
