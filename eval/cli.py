@@ -69,6 +69,7 @@ def run_eval(cfg: DictConfig) -> int:
         name=str(name), tasks=tuple(tasks), trials=int(cfg.trials), seed=int(cfg.seed), blind=bool(cfg.blind),
         operator_name=str(cfg.operator.name or ""), goal_images=_as_mapping(cfg.goal_images, "goal_images"),
         max_fault_retries=int(cfg.max_fault_retries), ask_notes=bool(cfg.ask_notes), record_video=bool(cfg.video),
+        sim_time=bool(cfg.sim_time),
         rollout=RolloutSettings(time_limit_s=float(cfg.time_limit_s), stop_keys=tuple(_as_list(cfg.stop_keys, "stop_keys")),
                                 max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
                                 video_cameras=tuple(_as_list(cfg.video_cameras, "video_cameras"))),

@@ -3,7 +3,9 @@
 The loop follows the robot's control mode. A blocking robot (WidowX) returns from `send_action` when
 the move is done, so the loop runs as fast as the arm moves. A rate robot (Franka, 10 Hz) returns at
 once, so the loop keeps a fixed period itself (deadline scheduling; a late step is counted, never
-"caught up" with a burst of commands). Safety stays with the robot layer: clipping, NaN rejection and
+"caught up" with a burst of commands). A simulator advances one period per action whatever the wall
+clock says, so with `sim_time` the time limit counts simulated seconds and the loop never sleeps.
+Safety stays with the robot layer: clipping, NaN rejection and
 the rate-mode watchdog that holds the arm when the policy stalls. The operator's stop key halts the
 arm at once from its own thread (`robots.safety.StopKeyMonitor`) and ends the trial.
 
@@ -41,6 +43,7 @@ class RolloutSettings:
     stop_keys: tuple[str, ...] = ("s", " ")  # operator ends the trial (and halts the arm at once)
     max_steps: int | None = None  # optional cap, mostly for simulation
     video_cameras: tuple[str, ...] = ()  # cameras tiled into the video; () = all
+    sim_time: bool = False  # simulators: time = steps x period (one period per action), no sleeping
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
@@ -96,7 +99,8 @@ def run_rollout(
     try:
         with StopKeyMonitor(operator, robot.stop, keys=settings.stop_keys) as monitor:
             while True:
-                reason = _end_reason(robot, monitor, clock() - start, len(steps), settings)
+                elapsed = len(steps) * period if settings.sim_time else clock() - start
+                reason = _end_reason(robot, monitor, elapsed, len(steps), settings)
                 if reason is not None:
                     break
                 action = np.asarray(policy.act(observation), dtype=np.float32)
@@ -105,9 +109,10 @@ def run_rollout(
                         reason = END_OPERATOR
                         break
                     applied = robot.send_action(action)
-                    steps.append(StepRecord(t=clock() - start, action=action, applied=np.asarray(applied, np.float32),
+                    t = (len(steps) + 1) * period if settings.sim_time else clock() - start
+                    steps.append(StepRecord(t=t, action=action, applied=np.asarray(applied, np.float32),
                                             state=np.asarray(observation.state, np.float32)))
-                    if rate_mode:
+                    if rate_mode and not settings.sim_time:
                         deadline += period
                         wait = deadline - clock()
                         if wait > 0:

@@ -21,7 +21,7 @@ import shutil
 import sys
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -100,6 +100,8 @@ class SessionSettings:
     max_fault_retries: int = 2
     ask_notes: bool = True
     record_video: bool = True
+    sim_time: bool = True  # on a simulator (it labels trials itself) count time in simulated seconds
+    max_goal_steps: int = 500  # simulator goal images: expert steps allowed to reach the goal
     rollout: RolloutSettings = RolloutSettings()
 
     def __post_init__(self) -> None:
@@ -151,6 +153,10 @@ class EvalSession:
         self.media_dir = log.root / f"{log.path.stem}_media" / slug(self.session.name)
         self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None
+        self._set_task = getattr(robot, "set_task", None)
+        if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
+            for task in settings.tasks:
+                self._set_task(task)
 
     # ------------------------------------------------------------------------------------------- naming
     def shown_name(self, policy: str) -> str:
@@ -210,7 +216,16 @@ class EvalSession:
 
         return bar()
 
+    def is_sim(self) -> bool:
+        """A robot whose success predicate answers (not None) is a simulator: it labels trials itself."""
+        if self._is_sim is None:
+            self.robot.reset(seed=self.session.seed)
+            self._is_sim = self.robot.check_success() is not None
+        return self._is_sim
+
     def _run_trial(self, planned: PlannedTrial, attempt: int) -> str:
+        if callable(self._set_task):
+            self._set_task(planned.task)
         goal = self.goal(planned.task)
         seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
         _seed_everything(seed)
@@ -218,9 +233,7 @@ class EvalSession:
         title = f"{planned.task} / {shown} / trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (
             f" (retry {attempt})" if attempt else "")
         observation = self.robot.reset(seed=seed)
-        if self._is_sim is None:
-            self._is_sim = self.robot.check_success() is not None
-        if not self._is_sim:
+        if not self.is_sim():
             self.operator.ask(f"{title}: set up the scene, then press Enter to start "
                               f"(stop key {stop_keys_text(self.settings.rollout.stop_keys)} ends the trial)", default="")
             observation = self.robot.get_observation()
@@ -228,9 +241,10 @@ class EvalSession:
             self.operator.say(f"{title}: running")
         video_path = self.video_path(planned, attempt)
         video = TrialVideo(video_path, self.robot.control_hz) if self.settings.record_video else None
+        rollout = replace(self.settings.rollout, sim_time=self.is_sim() and self.settings.sim_time)
         try:
             result = run_rollout(self.robot, self.policies[planned.policy], goal, observation, self.operator,
-                                 self.settings.rollout, video)
+                                 rollout, video)
         except BaseException:
             if video is not None:
                 video.discard()
@@ -259,7 +273,7 @@ class EvalSession:
                 f"{title}: {describe(result)}. Outcome? s=success f=failure r=robot fault", choices=tuple(LABEL_CHOICES))
             outcome, labelled_by = LABEL_CHOICES[answer], "operator"
         notes = result.fault or ""
-        if self.settings.ask_notes and not self._is_sim:
+        if self.settings.ask_notes and not self.is_sim():
             note = self.operator.ask(f"{title}: note (Enter for none)", default="").strip()
             notes = "; ".join(n for n in (notes, note) if n)
         return outcome, labelled_by, notes
@@ -303,11 +317,19 @@ class EvalSession:
         return goal
 
     def _capture_goal(self, task: str) -> Observation:
-        """Sim robots that can render their goal do so; otherwise the operator arranges the goal scene."""
-        render_goal = getattr(self.robot, "goal_observation", None)
-        if callable(render_goal):
+        """On a simulator the scripted expert solves the task and its final frame is the goal (hindsight
+        relabeling trains on exactly that); on a real robot the operator arranges the goal scene."""
+        expert = getattr(self.robot, "expert_action", None)
+        if self.is_sim() and callable(expert):
             self.robot.reset(seed=_stable_hash(self.session.seed, "goal", task) % (2**31))
-            return render_goal()
+            for _ in range(self.settings.max_goal_steps):
+                if self.robot.check_success():
+                    return self.robot.get_observation()
+                self.robot.send_action(expert())
+            if self.robot.check_success():
+                return self.robot.get_observation()
+            raise RemixError(f"the simulator's expert did not reach the goal of task {task!r} in "
+                             f"{self.settings.max_goal_steps} steps; pass goal_images={{{task}: goal.png}}")
         self.robot.reset()
         self.operator.ask(f"goal image for task {task!r}: arrange the goal scene (move the arm out of view or to the "
                           "goal pose), then press Enter to capture", default="")

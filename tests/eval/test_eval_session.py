@@ -1,0 +1,150 @@
+"""Whole evaluation sessions: mock robot with an operator, simulator labelling itself, blind mode,
+robot-fault retries and resuming an interrupted session."""
+
+import numpy as np
+import pytest
+from eval_helpers import ConstantPolicy, answers_for, write_png
+
+from eval.report import build_report
+from eval.rollout import RolloutSettings
+from eval.session import EvalSession, SessionSettings, plan_trials
+from eval.trial_log import TrialLog
+from eval.video import read_video_frames
+from remix.errors import RemixError
+from remix.operator import ScriptedInput
+from remix.policy import load_policy
+from robots.mock import MockRobot
+
+FORWARD = [0.01, 0, 0, 0, 0, 0, 1]
+BACK = [-0.01, 0, 0, 0, 0, 0, 1]
+FAST = RolloutSettings(time_limit_s=0.25)
+
+
+def run(log, robot, policies, answers, **settings):
+    operator = ScriptedInput(answers)
+    values = dict(name="s1", tasks=("a", "b"), trials=2, rollout=FAST)
+    values.update(settings)
+    with robot:
+        outcome = EvalSession(log, robot, policies, {n: f"spec/{n}" for n in policies}, operator,
+                              SessionSettings(**values), progress=False).run()
+    return outcome, operator
+
+
+def test_operator_session_on_the_mock_robot(tmp_path):
+    goal_png = write_png(tmp_path / "given_goal.png", (250, 10, 10))
+    policies = {"fwd": ConstantPolicy(FORWARD), "back": ConstantPolicy(BACK)}
+    # task a: goal loaded from a PNG; task b: captured (one extra answer). fwd succeeds on a, nothing else does.
+    answers = answers_for(2, "s", note="clean") + answers_for(2, "f") + answers_for(2, "f", goals=1) + answers_for(2, "f")
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        outcome, operator = run(log, MockRobot(control_hz=20.0), policies, answers, goal_images={"a": str(goal_png)},
+                                operator_name="ann")
+        assert outcome.trials_run == 8 and outcome.trials_skipped == 0 and not outcome.resumed
+        rows = log.trials()
+        assert [(r.task, r.policy, r.trial_index, r.outcome) for r in rows] == [
+            ("a", "fwd", 0, "success"), ("a", "fwd", 1, "success"), ("a", "back", 0, "failure"), ("a", "back", 1, "failure"),
+            ("b", "fwd", 0, "failure"), ("b", "fwd", 1, "failure"), ("b", "back", 0, "failure"), ("b", "back", 1, "failure")]
+        assert {r.labelled_by for r in rows} == {"operator"} and {r.operator for r in rows} == {"ann"}
+        assert rows[0].notes == "clean" and rows[2].notes == ""
+        assert all(r.end_reason == "time_limit" and r.steps >= 3 for r in rows)
+        # goal images live beside the database; task a's is a copy of the given PNG
+        goal_a = log.resolve(rows[0].goal_image_path)
+        assert goal_a.parent == tmp_path / "t_media" / "s1" / "goals" and goal_a.read_bytes() == goal_png.read_bytes()
+        assert log.resolve(rows[4].goal_image_path).name == "b.png" and log.resolve(rows[4].goal_image_path).exists()
+        assert np.abs(policies["fwd"].goals[0].images["cam0"].astype(int) - [250, 10, 10]).max() <= 2
+        for row in rows:  # a video per trial with one frame per control step plus the first
+            assert len(read_video_frames(log.resolve(row.video_path))) == row.steps + 1
+        steps = log.step_log(rows[0].id)
+        np.testing.assert_allclose(steps["action"][0], FORWARD)
+        assert np.all(np.diff(steps["state"][:, 0]) > 0)  # the arm moved forward under the policy
+        report = build_report(rows)
+        assert report.cell("mock", "a", "fwd").successes == 2 and report.summaries[("mock", "fwd")].across_tasks.mean == 0.5
+    assert any("fwd" in p for p in operator.prompts)
+
+
+def test_blind_mode_hides_names_and_interleaves(tmp_path):
+    policies = {"remix": ConstantPolicy(FORWARD), "uniform": ConstantPolicy(BACK), "human": ConstantPolicy(FORWARD)}
+    answers = answers_for(9, "f", goals=1)
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        outcome, operator = run(log, MockRobot(control_hz=50.0), policies, answers, tasks=("a",), trials=3, blind=True,
+                                seed=3, rollout=RolloutSettings(time_limit_s=0.06))
+        labels = outcome.session.blind_labels
+        assert sorted(labels.values()) == [1, 2, 3]
+        rows = log.trials()
+    text = " ".join(operator.prompts + operator.messages)
+    assert "remix" not in text and "uniform" not in text and "human" not in text
+    assert all(f"policy #{k}" in text for k in (1, 2, 3))
+    order = [r.policy for r in rows]
+    for round_start in (0, 3, 6):  # every round runs each policy once
+        assert sorted(order[round_start:round_start + 3]) == ["human", "remix", "uniform"]
+    assert order[:3] != order[3:6] or order[3:6] != order[6:]  # ... in a shuffled order
+    assert plan_trials(("a",), list(policies), 3, True, 3) == plan_trials(("a",), list(policies), 3, True, 3)
+
+
+def test_robot_fault_is_retried_under_the_same_trial_index(tmp_path):
+    robot = MockRobot(control_hz=50.0, faults={"reflex": [2]})  # the first trial faults at its 2nd command
+    answers = [""] + ["", "note: arm stopped"] + answers_for(2, "s")
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        run(log, robot, {"p": ConstantPolicy(FORWARD)}, answers, tasks=("a",), rollout=RolloutSettings(time_limit_s=0.1))
+        rows = log.trials()
+    assert [(r.trial_index, r.attempt, r.outcome, r.labelled_by) for r in rows] == [
+        (0, 0, "robot_fault", "robot"), (0, 1, "success", "operator"), (1, 0, "success", "operator")]
+    assert "reflex" in rows[0].notes and "arm stopped" in rows[0].notes
+
+
+def test_repeated_faults_give_up_after_the_retry_budget(tmp_path):
+    robot = MockRobot(control_hz=50.0, faults={"reflex": [1, 1]})  # trial 1 faults on both attempts
+    answers = [""] + ["", ""] * 2 + answers_for(1, "s")
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        outcome, _ = run(log, robot, {"p": ConstantPolicy(FORWARD)}, answers, tasks=("a",),
+                         max_fault_retries=1, rollout=RolloutSettings(time_limit_s=0.1))
+        assert [p.trial_index for p in outcome.unsettled] == [0]
+        assert [r.outcome for r in log.trials()] == ["robot_fault", "robot_fault", "success"]
+
+
+def test_interrupted_session_resumes_where_it_stopped(tmp_path):
+    policies = {"fwd": ConstantPolicy(FORWARD), "back": ConstantPolicy(BACK)}
+    path = tmp_path / "t.sqlite"
+    with TrialLog.create(path) as log:  # the operator input "dies" after 3 trials (like Ctrl-C at a prompt)
+        with pytest.raises(RemixError, match="no answer left"):
+            run(log, MockRobot(control_hz=50.0), policies, answers_for(3, "s", goals=1) + [""])
+        assert len(log.trials()) == 3
+    with TrialLog.create(path) as log:
+        resume_answers = answers_for(1, "f") + [""] + answers_for(4, "f")  # a/back/2, then task b's goal, ...
+        outcome, operator = run(log, MockRobot(control_hz=50.0), policies, resume_answers)
+        assert outcome.resumed and outcome.trials_skipped == 3 and outcome.trials_run == 5
+        rows = log.trials()
+        assert len(rows) == 8 and len({(r.task, r.policy, r.trial_index) for r in rows}) == 8
+        assert [r.outcome for r in rows[:3]] == ["success"] * 3 and {r.outcome for r in rows[3:]} == {"failure"}
+        assert any("resuming" in m for m in operator.messages)
+        # the goal of task a was kept from the first run: only task b's goal was asked for
+        assert sum("goal image" in p for p in operator.prompts) == 1
+        with pytest.raises(RemixError, match="different settings"):
+            run(log, MockRobot(control_hz=50.0), policies, [], tasks=("a",))
+
+
+def test_sim_session_labels_itself_without_an_operator(tmp_path):
+    from robots.sim import SimRobot
+
+    robot = SimRobot(profile="franka", task="lift_red")  # rate mode, 10 Hz
+    policies = {"expert": load_policy("scripted:expert", robot=robot), "idle": ConstantPolicy([0, 0, 0, 0, 0, 0, 1])}
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        outcome, operator = run(log, robot, policies, answers=[], tasks=("lift_red", "put_red_in_green"),
+                                rollout=RolloutSettings(time_limit_s=8.0))
+        rows = log.trials()
+        assert outcome.trials_run == 8 and operator.prompts == []  # no one was asked anything
+        assert {r.labelled_by for r in rows} == {"sim"}
+        by_policy = {p: [r.outcome for r in rows if r.policy == p] for p in policies}
+        assert by_policy == {"expert": ["success"] * 4, "idle": ["failure"] * 4}
+        assert {r.end_reason for r in rows if r.policy == "expert"} == {"success_predicate"}
+        idle = [r for r in rows if r.policy == "idle"]
+        assert all(r.end_reason == "time_limit" and r.steps == 80 for r in idle)  # 8 s of sim time at 10 Hz
+        assert all(r.duration_s < 8.0 for r in idle)  # ... without waiting for the wall clock
+        assert log.resolve(rows[0].goal_image_path).exists()
+        assert len({r.seed for r in rows}) == 8  # every trial its own scene
+
+
+def test_unknown_sim_task_is_rejected_before_anything_runs(tmp_path):
+    from robots.sim import SimRobot
+
+    with TrialLog.create(tmp_path / "t.sqlite") as log, pytest.raises(RemixError, match="unknown sim task"):
+        run(log, SimRobot(), {"p": ConstantPolicy(FORWARD)}, [], tasks=("fold_laundry",))
