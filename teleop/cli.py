@@ -53,11 +53,11 @@ def run_collect(cfg: DictConfig) -> int:
     store_path = Path(str(cfg.store)).expanduser()
     robot = make_robot(cfg.robot)
     with robot:
-        store = open_demo_store(store_path, robot)
-        setup = make_teleop(_plain(cfg.teleop), robot)
+        setup = make_teleop(_plain(cfg.teleop), robot)  # validates the teleop config before anything is written
         preview = CameraPreview() if cfg.preview else None
         try:
-            with setup.device:
+            with setup.device:  # the headset is found (or the error says why) before the store is created
+                store = open_demo_store(store_path, robot)
                 collector = DemoCollector(robot, setup.device, store, operator, settings,
                                           on_episode_start=setup.on_episode_start, preview=preview,
                                           progress=bool(cfg.progress))
