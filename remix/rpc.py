@@ -123,6 +123,8 @@ class RpcServer:
         return address_of(host, self.port)
 
     def start(self) -> RpcServer:
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._thread = threading.Thread(target=self.serve_forever, name="rpc-server", daemon=True)
         self._thread.start()
         return self
@@ -146,8 +148,13 @@ class RpcServer:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         while not self._stop.is_set():
-            if not poller.poll(self.poll_ms):
-                continue
+            try:
+                if not poller.poll(self.poll_ms):
+                    continue
+            except zmq.ZMQError:
+                if self._stop.is_set() or self._socket.closed:
+                    break
+                raise
             try:
                 request = self._socket.recv(zmq.NOBLOCK)
             except zmq.Again:

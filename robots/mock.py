@@ -10,6 +10,7 @@ watchdog).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class MockRobot(ArmRobot):
         self._pose = self.home
         self._pending: list[_PendingFault] = []
         self._camera_failures = 0
+        self._halted = threading.Event()
         self.step_index = 0  # commands since the last reset
         self.commands: list[Pose] = []  # every target the "arm" accepted, for tests
         for kind, steps in (faults or {}).items():
@@ -128,8 +130,8 @@ class MockRobot(ArmRobot):
             raise ArmFault("cartesian_reflex (injected)")
         if self._take("ik_failure") is not None:
             return False
-        if self.moving_time_s > 0:
-            time.sleep(self.moving_time_s)
+        if self._halted.is_set() or (self.moving_time_s > 0 and self._halted.wait(self.moving_time_s)):
+            return True  # halted mid-move: the arm stays where it was
         self._pose = target
         self.commands.append(target)
         return True
@@ -140,6 +142,12 @@ class MockRobot(ArmRobot):
 
     def _hold(self) -> None:
         pass  # a kinematic arm is always at its last target
+
+    def _halt(self) -> None:
+        self._halted.set()  # ends a blocking move at once
+
+    def _clear_halt(self) -> None:
+        self._halted.clear()
 
     def _recover(self, fault: ArmFault) -> None:
         pass  # the injected fault clears itself; the arm holds where it is

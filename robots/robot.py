@@ -121,6 +121,7 @@ class Robot(ABC):
     control_hz: float
     action_spec: ActionSpec
     observation_spec: ObservationSpec
+    limits: SafetyLimits  # workspace box and per-step limits the safety layer enforces
     events: SafetyEvents
 
     def __enter__(self) -> Robot:
@@ -272,6 +273,7 @@ class ArmRobot(Robot):
             self._watchdog.disarm()
         self._halt()
         with self._lock:
+            self._clear_halt()
             try:
                 self._reset(seed)
             except ArmFault as fault:
@@ -343,6 +345,7 @@ class ArmRobot(Robot):
 
     def resume(self) -> None:
         with self._lock:
+            self._clear_halt()
             self._target = self._read_pose()
             self._stopped = False
 
@@ -424,9 +427,12 @@ class ArmRobot(Robot):
         """Stop where the arm is and keep holding (watchdog, NaN)."""
 
     def _halt(self) -> None:
-        """Operator stop: may be called from another thread while a command runs; default = hold."""
-        with self._lock:
-            self._hold()
+        """Operator stop, called from another thread while a command may be running: it must not wait
+        for that command (no lock) and must end a blocking move early. Default: `_hold()`."""
+        self._hold()
+
+    def _clear_halt(self) -> None:  # noqa: B027 - optional hook
+        """Undo what `_halt` latched (reset/resume)."""
 
     def _recover(self, fault: ArmFault) -> None:
         """Clear the fault so the arm accepts commands again (reflex recovery, motor reboot)."""

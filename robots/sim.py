@@ -101,6 +101,7 @@ class SimRobot(ArmRobot):
         self._renderers: dict[tuple[int, int, int], object] = {}
         self._phase = "approach"
         self._phase_steps = 0
+        self._halted = threading.Event()
 
     # ------------------------------------------------------------------------------------------ tasks
     @property
@@ -214,6 +215,9 @@ class SimRobot(ArmRobot):
             data.ctrl[act] = target.gripper * FINGER_TRAVEL
         ramp = max(1, int(0.6 * steps))
         for k in range(steps):
+            if self._halted.is_set():
+                self._hold()
+                return
             alpha = min(1.0, (k + 1) / ramp)
             data.mocap_pos[self._target_mocap] = start_pos + alpha * (np.asarray(target.position) - start_pos)
             euler = (target.euler[0], target.euler[1], start.euler[2] + alpha * yaw_delta)
@@ -248,6 +252,12 @@ class SimRobot(ArmRobot):
         pose = self._read_pose()
         self._data.mocap_pos[self._target_mocap] = pose.position
         self._data.mocap_quat[self._target_mocap] = self._quat_wxyz(pose.euler)
+
+    def _halt(self) -> None:
+        self._halted.set()  # the running _drive holds and returns at its next substep
+
+    def _clear_halt(self) -> None:
+        self._halted.clear()
 
     def _reset(self, seed: int | None) -> None:
         # a scene reset is a fresh, settled scene; there is nothing to drag through

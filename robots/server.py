@@ -1,0 +1,128 @@
+"""`remix-robot-server robot=...`: expose any robot backend over the network.
+
+The arm's own host (ROS container, RT kernel) runs the server; policies run anywhere and use
+`robot=remote` (robots.remote.RemoteRobot). The safety layer runs here, next to the arm, so a slow or
+lost network can only make the arm hold (the rate-mode watchdog), never jump. Binds 127.0.0.1 unless
+`host=` says otherwise; set a shared token (`token=` or the REMIX_ROBOT_TOKEN environment variable)
+whenever it listens beyond loopback. A second socket (`stop_port`, default port + 1) carries only the
+stop command, so an operator stop reaches the arm even while a blocking move is in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from remix.cli import hydra_main
+from remix.errors import ConfigError
+from remix.rpc import RpcServer
+from robots.robot import Observation, Robot, make_robot
+
+log = logging.getLogger("robots.server")
+
+OPTIONAL_METHODS = ("expert_action", "set_task")
+
+
+def observation_to_wire(obs: Observation) -> dict[str, Any]:
+    return {"images": obs.images, "state": obs.state, "timestamps": obs.timestamps}
+
+
+def observation_from_wire(message: dict[str, Any]) -> Observation:
+    return Observation(images=dict(message["images"]), state=np.asarray(message["state"], dtype=np.float32),
+                       timestamps={k: float(v) for k, v in message["timestamps"].items()})
+
+
+def event_counters(robot: Robot) -> dict[str, int]:
+    return {f.name: getattr(robot.events, f.name) for f in dataclasses.fields(robot.events) if f.name != "messages"}
+
+
+class RobotServer:
+    """Serves one connected robot: `info`, `reset`, `get_observation`, `send_action`, `stop`, ... over rpc."""
+
+    def __init__(self, robot: Robot, host: str = "127.0.0.1", port: int = 5557, token: str | None = None,
+                 stop_port: int | None = None) -> None:
+        self.robot = robot
+        handlers = {
+            "info": self.info,
+            "reset": lambda seed=None: observation_to_wire(robot.reset(seed=seed)),
+            "get_observation": lambda: observation_to_wire(robot.get_observation()),
+            "send_action": self.send_action,
+            "stop": robot.stop,
+            "resume": robot.resume,
+            "check_success": robot.check_success,
+            "release": self.release,
+            "events": lambda: {"counters": event_counters(robot), "messages": list(robot.events.messages)},
+        }
+        for method in OPTIONAL_METHODS:
+            if callable(getattr(robot, method, None)):
+                handlers[method] = getattr(robot, method)
+        self.rpc = RpcServer(handlers, host=host, port=port, token=token)
+        if stop_port is None:
+            stop_port = 0 if port == 0 else port + 1
+        self.stop_rpc = RpcServer({"stop": robot.stop}, host=host, port=stop_port, token=token)
+
+    def info(self) -> dict[str, Any]:
+        robot = self.robot
+        return {
+            "name": robot.name,
+            "control_mode": robot.control_mode.value,
+            "control_hz": robot.control_hz,
+            "action_spec": {"max_translation": robot.action_spec.max_translation,
+                            "max_rotation": robot.action_spec.max_rotation, "names": list(robot.action_spec.names)},
+            "observation_spec": {"cameras": {k: list(v) for k, v in robot.observation_spec.cameras.items()},
+                                 "state_names": list(robot.observation_spec.state_names)},
+            "limits": dataclasses.asdict(robot.limits),
+            "optional": [m for m in OPTIONAL_METHODS if m in self.rpc.handlers],
+            "stop_port": self.stop_rpc.port,
+        }
+
+    def send_action(self, action: Any) -> dict[str, Any]:
+        applied = self.robot.send_action(np.asarray(action, dtype=np.float64))
+        return {"applied": applied, "events": event_counters(self.robot)}
+
+    def release(self) -> None:
+        """A client is leaving: stop and hold (the next client's reset clears it)."""
+        self.robot.stop()
+
+    def start(self) -> RobotServer:
+        self.rpc.start()
+        self.stop_rpc.start()
+        return self
+
+    def close(self) -> None:
+        self.stop_rpc.close()
+        self.rpc.close()
+
+    def __enter__(self) -> RobotServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def serve_forever(self) -> None:
+        self.stop_rpc.start()
+        try:
+            self.rpc.serve_forever()
+        finally:
+            self.close()
+
+
+def run_server(cfg: DictConfig) -> None:
+    if cfg.robot.get("_target_") == "robots.remote.RemoteRobot":
+        raise ConfigError("remix-robot-server serves a local backend; choose robot=widowx|franka|mock|sim, not remote")
+    with make_robot(cfg.robot) as robot:
+        server = RobotServer(robot, host=cfg.host, port=int(cfg.port), token=cfg.token or None,
+                             stop_port=None if cfg.stop_port is None else int(cfg.stop_port))
+        print(f"serving {robot.name} ({robot.control_mode.value}, {robot.control_hz:g} Hz) on {server.rpc.address} "
+              f"(stop channel port {server.stop_rpc.port}){'' if cfg.token else ', no token'}; Ctrl-C to stop", flush=True)
+        server.serve_forever()
+
+
+@hydra_main("robot_server")
+def main(cfg: DictConfig) -> None:
+    """Serve the configured robot until Ctrl-C."""
+    run_server(cfg)

@@ -1,0 +1,144 @@
+"""The remote robot server and client: forwarding, faults, stop channel, token, vanished clients, CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from remix.errors import HardwareError, RemixError
+from remix.rpc import RpcClient, RpcError, pack
+from robots.mock import MockRobot
+from robots.remote import RemoteRobot
+from robots.robot import ControlMode, RobotFault
+from robots.server import RobotServer
+from robots.sim import SimRobot
+
+
+def serve(robot, token: str | None = "tok") -> RobotServer:
+    robot.connect()
+    return RobotServer(robot, port=0, token=token).start()
+
+
+def test_remote_mirrors_specs_and_safety_counters() -> None:
+    arm = MockRobot(control_mode="blocking", control_hz=5.0, cameras={"cam0": (24, 32)})
+    with serve(arm) as server, RemoteRobot(server.rpc.address, token="tok") as robot:
+        assert robot.control_mode is ControlMode.BLOCKING and robot.control_hz == 5.0
+        assert robot.observation_spec.cameras == {"cam0": (24, 32)}
+        assert robot.action_spec.max_translation == arm.action_spec.max_translation
+        robot.reset()
+        robot.send_action([np.nan] * 7)
+        assert robot.events.rejected_nonfinite == 1 == arm.events.rejected_nonfinite
+        assert not hasattr(robot, "expert_action"), "mock has no expert, so the remote offers none"
+    arm.disconnect()
+
+
+def test_robot_fault_crosses_the_network_with_its_kind() -> None:
+    arm = MockRobot(faults={"reflex": [1]})
+    with serve(arm) as server, RemoteRobot(server.rpc.address, token="tok") as robot:
+        robot.reset()
+        with pytest.raises(RobotFault, match="recovered") as info:
+            robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        assert info.value.kind == "arm"
+        assert robot.send_action([0.01, 0, 0, 0, 0, 0, 1])[0] == pytest.approx(0.01)
+    arm.disconnect()
+
+
+def test_stop_reaches_the_arm_during_a_blocking_move() -> None:
+    arm = MockRobot(control_mode="blocking", moving_time_s=0.5)
+    with serve(arm) as server, RemoteRobot(server.rpc.address, token="tok") as robot:
+        robot.reset()
+        mover = threading.Thread(target=robot.send_action, args=([0.01, 0, 0, 0, 0, 0, 1],))
+        mover.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        robot.stop()
+        assert time.monotonic() - started < 0.3, "stop is not queued behind the move"
+        assert arm.stopped
+        mover.join()
+        np.testing.assert_array_equal(robot.send_action([0.01, 0, 0, 0, 0, 0, 1])[:6], 0)
+        robot.reset()
+        assert not arm.stopped
+    arm.disconnect()
+
+
+def test_server_survives_a_client_vanishing_mid_step() -> None:
+    arm = MockRobot(control_mode="blocking", moving_time_s=0.2)
+    with serve(arm) as server:
+        socket = zmq.Context.instance().socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(server.rpc.address)
+        socket.send(pack({"method": "send_action", "args": [np.array([0.01, 0, 0, 0, 0, 0, 1.0])], "kwargs": {},
+                          "token": "tok"}))
+        time.sleep(0.05)
+        socket.close()
+        with RemoteRobot(server.rpc.address, token="tok") as robot:
+            assert robot.reset().state.shape == (7,)
+            assert robot.send_action([0.01, 0, 0, 0, 0, 0, 1])[0] == pytest.approx(0.01)
+    arm.disconnect()
+
+
+def test_sim_extras_are_forwarded() -> None:
+    arm = SimRobot(cameras={})
+    with serve(arm) as server, RemoteRobot(server.rpc.address, token="tok") as robot:
+        robot.set_task("lift_red")
+        robot.reset(seed=0)
+        for _ in range(30):
+            robot.send_action(robot.expert_action())
+            if robot.check_success():
+                break
+        assert robot.check_success() is True
+    arm.disconnect()
+
+
+def test_wrong_token_and_missing_server_are_clear_errors() -> None:
+    arm = MockRobot()
+    with serve(arm) as server:
+        with pytest.raises(RpcError, match="token rejected"):
+            RemoteRobot(server.rpc.address, token="wrong").connect()
+    arm.disconnect()
+    with pytest.raises(HardwareError, match="remix-robot-server"):
+        RemoteRobot("tcp://127.0.0.1:1", timeout_s=0.2).connect()
+    with pytest.raises(RemixError, match="not connected"):
+        RemoteRobot().get_observation()
+
+
+def test_disconnect_releases_the_arm() -> None:
+    arm = MockRobot()
+    with serve(arm) as server:
+        with RemoteRobot(server.rpc.address, token="tok") as robot:
+            robot.reset()
+        assert arm.stopped, "a leaving client leaves the arm held"
+    arm.disconnect()
+
+
+def test_robot_server_cli_serves_until_interrupted(tmp_path) -> None:
+    port = 5800 + os.getpid() % 1000
+    env = {**os.environ, "REMIX_ROBOT_TOKEN": "clitoken"}
+    proc = subprocess.Popen([sys.executable, "-c", "from robots.server import main; main()", "robot=mock", f"port={port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        client = RpcClient(f"tcp://127.0.0.1:{port}", token="clitoken")
+        assert "send_action" in client.wait_ready(timeout_s=30.0)
+        client.close()
+        with RemoteRobot(f"tcp://127.0.0.1:{port}", token="clitoken") as robot:
+            assert robot.reset().images["cam0"].shape == (64, 64, 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert "serving mock" in out
+
+
+def test_robot_server_cli_rejects_remote_and_unknown_keys() -> None:
+    run = [sys.executable, "-c", "from robots.server import main; main()"]
+    result = subprocess.run([*run, "robot=remote"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "error: remix-robot-server serves a local backend" in result.stderr
+    result = subprocess.run([*run, "colour=red"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "colour" in result.stderr
