@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,6 +105,14 @@ def run_report(cfg: DictConfig) -> int:
     if pair and len(pair) != 2:
         raise ConfigError(f"compare needs exactly two policy names, e.g. compare=[remix,uniform]; got {pair}")
     since, until = parse_time_bound(cfg.since, end=False), parse_time_bound(cfg.until, end=True)
+    try:
+        return _report(cfg, sessions, robots, pair, since, until)
+    except sqlite3.DatabaseError as error:  # damage that the open-time checks could not see
+        raise RemixError(f"cannot read trial database {cfg.db} ({error}); restore it from a backup copy") from None
+
+
+def _report(cfg: DictConfig, sessions: list[str], robots: list[str], pair: list[str], since: float | None,
+            until: float | None) -> int:
     with TrialLog.open(cfg.db) as log:
         unknown = sorted(set(sessions) - set(log.session_names()))
         if unknown:

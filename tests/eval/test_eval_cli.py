@@ -1,0 +1,138 @@
+"""remix-eval / remix-report as users run them: subprocesses, SIGKILL mid-session, resume, clear errors."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eval.trial_log import TrialLog
+from remix.data.synthetic import SyntheticDomain, make_synthetic_store
+
+BIN = Path(sys.executable).parent
+
+
+def cli(name, *args, cwd, timeout=120):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    return subprocess.run([str(BIN / name), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "demo.zarr"
+    make_synthetic_store(path, SyntheticDomain("d", num_episodes=1, episode_length=12))
+    return path
+
+
+def sim_args(db, store, trials=3):
+    return [f"db={db}", "robot=sim", "session=nightly", "tasks=[lift_red,put_red_in_green]",
+            f"policies={{expert:'scripted:expert',replay:'replay:{store}#0'}}", f"trials={trials}",
+            "time_limit_s=6", "operator.kind=scripted", "progress=false"]
+
+
+def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store):
+    db = tmp_path / "evals" / "trials.sqlite"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([str(BIN / "remix-eval"), *sim_args(db, demo_store)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        count = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    with sqlite3.connect(db, timeout=5) as conn:
+                        count = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+                except sqlite3.OperationalError:
+                    count = 0  # schema not written yet
+            if count >= 4:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    with TrialLog.open(db) as log:
+        before = [(r.id, r.task, r.policy, r.trial_index, r.outcome, r.video_path) for r in log.trials()]
+    assert 4 <= len(before) < 12
+    done = cli("remix-eval", *sim_args(db, demo_store), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(before)} already done" in done.stderr
+    with TrialLog.open(db) as log:
+        rows = log.trials()
+        assert [(r.id, r.task, r.policy, r.trial_index, r.outcome, r.video_path) for r in rows[:len(before)]] == before
+        assert len(rows) == 12
+        assert sorted((r.task, r.policy, r.trial_index) for r in rows) == sorted(
+            (t, p, i) for t in ("lift_red", "put_red_in_green") for p in ("expert", "replay") for i in range(3))
+        assert {r.outcome for r in rows if r.policy == "expert"} == {"success"}
+        for row in rows:
+            assert log.resolve(row.video_path).exists()
+    assert not list((db.parent / "trials_media").rglob("*.partial.mp4"))  # the killed trial's video was dropped
+    assert "| lift_red | 3/3 (100%, 44%–100%) |" in done.stdout
+
+    again = cli("remix-eval", *sim_args(db, demo_store), cwd=tmp_path)  # a finished session runs nothing
+    assert again.returncode == 0 and "0 trial(s) run, 12 already done" in again.stderr
+
+    report = cli("remix-report", str(db), "compare=[expert,replay]", "robots=[sim-widowx]", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "6/6 vs 0/6, difference +100.0 pts" in report.stdout
+    out = db.parent / "report"
+    assert {p.name for p in out.iterdir()} == {"report.md", "cells.csv", "summary.csv", "report.tex",
+                                               "success_summary.png", "success_per_task.png"}
+
+
+def test_operator_session_through_the_cli(tmp_path, demo_store):
+    answers = '["","",s,"looks good","",f,""]'  # goal capture, then start/label/note per trial
+    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
+                 f"policies={{demo:'replay:{demo_store}#0'}}", "time_limit_s=0.3", "operator.kind=scripted",
+                 f"operator.answers={answers}", "operator.name=ann", "session=lab", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| stack | 1/2 (50%, 9%–91%) |" in result.stdout
+    with TrialLog.open(tmp_path / "t.sqlite") as log:
+        rows = log.trials()
+        assert [(r.outcome, r.notes, r.operator, r.end_reason) for r in rows] == [
+            ("success", "looks good", "ann", "time_limit"), ("failure", "", "ann", "time_limit")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["robot=mock", "tasks=[a]"], "no policies given"),
+     (["robot=mock", "tasks=[a]", "policies={p:'/no/such/ckpt'}"], "cannot load policy"),
+     (["robot=mock", "tasks=[a]", "policies={p:'scripted:expert'}"], "needs a simulated robot"),
+     (["robot=mock", "tasks=[a]", "policies={p:'scripted:expert'}", "goal_images={a:/no/goal.png}"], "goal image"),
+     (["robot=mock", "tasks=[a]", "policies={p:'scripted:expert'}", "time_limit_s=-1"], "time_limit_s"),
+     (["robot=sim", "tasks=[fold]", "policies={p:'scripted:expert'}"], "unknown sim task")],
+)
+def test_eval_errors_are_one_line(tmp_path, args, message):
+    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "operator.kind=scripted", *args, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+
+
+def test_report_errors_are_one_line(tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"garbage" * 1000)
+    empty = tmp_path / "empty.sqlite"
+    TrialLog.create(empty).close()
+    cases = [([str(tmp_path / "missing.sqlite")], "does not exist"), ([str(junk)], "not a"),
+             ([], "no trial database given"), ([str(empty)], "no trials"),
+             ([str(empty), "sessions=[nope]"], "not in"), ([str(empty), "compare=[a]"], "exactly two"),
+             ([str(empty), "since=last-week"], "cannot read date")]
+    for args, message in cases:
+        result = cli("remix-report", *args, cwd=tmp_path)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.strip().startswith("error: ") and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    unknown = cli("remix-report", str(empty), "colour=blue", cwd=tmp_path)
+    assert unknown.returncode != 0 and "colour" in unknown.stderr
+
+
+def test_help_lists_the_settings(tmp_path):
+    for name, key in (("remix-eval", "time_limit_s"), ("remix-report", "compare")):
+        result = cli(name, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and key in result.stdout
