@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.distributed as dist
 
+from remix.core.distributed import all_reduce_sum
 from remix.data.mixture import normalize_weights
 from remix.errors import ConfigError
 
@@ -86,11 +86,7 @@ class DomainSums:
 
     def all_reduce(self) -> DomainSums:
         """Sum over all ranks (no-op outside torch.distributed)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return self
-        t = self.stacked().clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return DomainSums.from_stacked(t)
+        return DomainSums.from_stacked(all_reduce_sum(self.stacked()))
 
 
 class GroupDRO:

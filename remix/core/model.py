@@ -114,7 +114,7 @@ class DiscretePolicy(nn.Module):
         )
         features = sum(enc.out_dim for enc in self.image_encoders.values())
         if config.state_dim > 0:
-            state_in = config.state_dim * frames
+            state_in = config.state_dim * (frames + (1 if config.use_goal else 0))
             self.state_encoder, state_out = _mlp(state_in, (config.state_hidden,), 0.0)
             features += state_out
         self.register_buffer("state_mean", torch.zeros(max(config.state_dim, 1)))
@@ -139,19 +139,24 @@ class DiscretePolicy(nn.Module):
         if c.state_dim > 0:
             state = batch["state"]
             if c.use_goal:
-                state = torch.cat([state, batch["goal/state"].unsqueeze(1)], dim=1)
-            state = (state - self.state_mean) / self.state_std
+                goal = batch["goal/state"].unsqueeze(1)
+                # The goal-minus-current difference is given explicitly: it is tiny relative to the
+                # spread of positions, and an MLP learns it from the standardized inputs only slowly.
+                delta = (goal - state[:, -1:]) / self.state_std
+                state = torch.cat(
+                    [(state - self.state_mean) / self.state_std, (goal - self.state_mean) / self.state_std],
+                    dim=1,
+                )
+                state = torch.cat([state, delta], dim=1)
+            else:
+                state = (state - self.state_mean) / self.state_std
             features.append(self.state_encoder(state.flatten(1)))
         logits = self.head(self.trunk(torch.cat(features, dim=-1)))
         return logits.view(-1, c.horizon, c.action_dim, c.n_bins)
 
     def nll(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Per-sample NLL (B,): cross-entropy summed over action dims, averaged over valid chunk steps."""
-        logits = self(batch)
-        bins = batch["bins"]
-        ce = F.cross_entropy(logits.flatten(0, 2), bins.flatten(), reduction="none").view(bins.shape).sum(-1)
-        valid = batch["valid"].to(ce.dtype)
-        return (ce * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
+        """Per-sample NLL (B,); see `sequence_nll`."""
+        return sequence_nll(self(batch), batch)
 
     @torch.no_grad()
     def predict_bins(self, batch: Mapping[str, torch.Tensor], sample: bool = False) -> torch.Tensor:
@@ -160,6 +165,17 @@ class DiscretePolicy(nn.Module):
         if sample:
             return torch.distributions.Categorical(logits=logits).sample()
         return logits.argmax(-1)
+
+
+def sequence_nll(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Per-sample NLL (B,): cross-entropy summed over action dims, averaged over valid chunk steps.
+
+    A free function so that training calls the (possibly DDP-wrapped) module's forward itself.
+    """
+    bins = batch["bins"]
+    ce = F.cross_entropy(logits.flatten(0, 2), bins.flatten(), reduction="none").view(bins.shape).sum(-1)
+    valid = batch["valid"].to(ce.dtype)
+    return (ce * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
 
 
 @dataclass(frozen=True)

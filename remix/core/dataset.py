@@ -1,0 +1,300 @@
+"""Domains and their training windows, preprocessed for the discrete policy.
+
+A domain is a whole episode store (named by its stem), or the episodes of a store sharing one value
+of a per-episode field (`domain_key`, e.g. `scene`; named by the value). Every domain's episodes are
+split into train/validation episodes, its actions are normalized with its own statistics and binned,
+and the windows come from the shared `WindowSampler` (observation history, action chunk, goal).
+
+`EncodedWindows` is a map-style dataset over the windows of all domains (flat index = concatenation
+in domain order, as `WeightedDomainSampler` expects). `materialize()` stacks it into tensors once for
+small data (the fast path for CPU runs); otherwise batches are read lazily through a DataLoader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from remix.core.actions import ActionBinner, ActionNormalizer
+from remix.data.mixture import WeightedDomainSampler
+from remix.data.sampler import WindowSampler, split_episodes
+from remix.data.store import EpisodeStore
+from remix.errors import ConfigError, RemixError
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DomainSource:
+    """The episodes of one store that make up one domain."""
+
+    name: str
+    path: Path
+    episodes: tuple[int, ...]
+    num_steps: int
+
+
+def resolve_domains(paths: Sequence[str | Path], domain_key: str | None = None) -> list[DomainSource]:
+    """Open the stores and split them into domains; user errors are one-line `RemixError`s."""
+    if not paths:
+        raise ConfigError(
+            "no datasets given; set data.paths=[a.zarr,b.zarr] (or leave it empty for the built-in demo)"
+        )
+    domains: list[DomainSource] = []
+    action_dims: dict[str, int] = {}
+    for raw in paths:
+        store = EpisodeStore.open(Path(raw))
+        action_dims[store.path.name] = len(store.action_names)
+        lengths = store.episode_lengths
+        if domain_key:
+            if domain_key not in store.fields:
+                raise ConfigError(
+                    f"{store.path} has no per-episode field {domain_key!r} for data.domain_key; it has {list(store.fields)}"
+                )
+            values = np.asarray(store.field(domain_key)).astype(str)
+            for value in dict.fromkeys(values.tolist()):
+                episodes = np.flatnonzero(values == value)
+                domains.append(
+                    DomainSource(value, store.path, tuple(episodes.tolist()), int(lengths[episodes].sum()))
+                )
+        else:
+            name = store.path.name.removesuffix(".zarr")
+            domains.append(
+                DomainSource(name, store.path, tuple(range(store.num_episodes)), int(store.num_steps))
+            )
+    if len(set(action_dims.values())) > 1:
+        raise RemixError(
+            f"action dims differ across stores {action_dims}; convert them to one action space first"
+        )
+    names = [d.name for d in domains]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"domain names {duplicates} appear twice; rename the stores or pick another data.domain_key"
+        )
+    empty = [d.name for d in domains if not d.episodes or d.num_steps == 0]
+    if empty:
+        raise RemixError(f"domains {empty} have no episodes; drop them from data.paths")
+    if len(domains) < 2:
+        raise RemixError(
+            f"Re-Mix needs at least 2 domains, found {names}; add stores to data.paths or set data.domain_key"
+        )
+    return domains
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What one training window holds."""
+
+    n_obs: int = 2
+    horizon: int = 1
+    use_state: bool = True
+    cameras: tuple[str, ...] = ()
+
+
+class EncodedWindows(Dataset):
+    """Windows of all domains with binned, per-domain-normalized actions; item = dict of tensors."""
+
+    def __init__(
+        self,
+        samplers: Sequence[WindowSampler],
+        domain_names: Sequence[str],
+        normalizer: ActionNormalizer,
+        binner: ActionBinner,
+        spec: WindowSpec,
+    ) -> None:
+        self.samplers = list(samplers)
+        self.domain_names = tuple(domain_names)
+        self.normalizer = normalizer
+        self.binner = binner
+        self.spec = spec
+        self.domain_sizes = np.array([len(s) for s in self.samplers], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.domain_sizes)])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> Batch:
+        d = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        window = self.samplers[d][int(index - self.offsets[d])]
+        actions = self.normalizer.normalize(window["action"], self.domain_names[d])
+        item: Batch = {
+            "bins": torch.from_numpy(self.binner.encode(actions)),
+            "valid": torch.from_numpy(np.asarray(window["action_valid"], dtype=bool)),
+            "domain": torch.tensor(d),
+            "index": torch.tensor(int(index)),
+        }
+        if self.spec.use_state:
+            item["state"] = torch.from_numpy(np.asarray(window["obs"]["state"], dtype=np.float32))
+            item["goal/state"] = torch.from_numpy(np.asarray(window["goal"]["state"], dtype=np.float32))
+        for cam in self.spec.cameras:
+            item[f"images/{cam}"] = torch.from_numpy(np.ascontiguousarray(window["obs"][f"images/{cam}"]))
+            item[f"goal/{cam}"] = torch.from_numpy(np.ascontiguousarray(window["goal"][f"images/{cam}"]))
+        return item
+
+    def materialize(self, batch_size: int = 512) -> Batch:
+        """All windows stacked into tensors (N, ...)."""
+        parts = list(DataLoader(self, batch_size=batch_size, shuffle=False, num_workers=0))
+        if not parts:
+            raise RemixError("no training windows; the domains are empty")
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+@dataclass
+class PreparedData:
+    """Train and validation windows of every domain plus the preprocessing fitted on them."""
+
+    domains: list[DomainSource]
+    normalizer: ActionNormalizer
+    binner: ActionBinner
+    spec: WindowSpec
+    train: EncodedWindows
+    val: EncodedWindows
+    state_mean: torch.Tensor
+    state_std: torch.Tensor
+    action_dim: int
+    state_dim: int
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.domains]
+
+
+def prepare_data(
+    domains: Sequence[DomainSource],
+    spec: WindowSpec,
+    normalization: str = "gaussian",
+    normalize_gripper: bool = False,
+    bins: str = "gaussian",
+    n_bins: int = 100,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> PreparedData:
+    """Split episodes, fit per-domain action statistics on the train episodes, and wrap the windows."""
+    binner = ActionBinner(bins, n_bins)  # type: ignore[arg-type]
+    train_samplers, val_samplers, actions, states = [], [], {}, []
+    gripper_dims: tuple[int, ...] = ()
+    for k, domain in enumerate(domains):
+        store = EpisodeStore.open(domain.path)
+        gripper_dims = store.gripper_dims
+        if spec.use_state and "state" not in store.keys:
+            raise ConfigError(f"{store.path} has no state; set model.use_state=false and use cameras")
+        missing = [c for c in spec.cameras if f"images/{c}" not in store.keys]
+        if missing:
+            raise ConfigError(
+                f"{store.path} has no cameras {missing}; it has {list(store.cameras)} (set model.cameras)"
+            )
+        selected = np.zeros(store.num_episodes, dtype=bool)
+        selected[list(domain.episodes)] = True
+        train_part, val_part = split_episodes(len(domain.episodes), val_fraction, seed + k)
+        train_mask = np.zeros_like(selected)
+        val_mask = np.zeros_like(selected)
+        train_mask[np.asarray(domain.episodes)[train_part]] = True
+        val_mask[np.asarray(domain.episodes)[val_part]] = True
+        obs_keys = (("state",) if spec.use_state else ()) + tuple(f"images/{c}" for c in spec.cameras)
+        make = lambda mask, store=store, obs_keys=obs_keys: WindowSampler(  # noqa: E731
+            store,
+            n_obs=spec.n_obs,
+            horizon=spec.horizon,
+            obs_keys=obs_keys,
+            goal_keys=obs_keys,
+            episode_mask=mask,
+        )
+        train_samplers.append(make(train_mask))
+        val_samplers.append(make(val_mask))
+        steps = train_samplers[-1].indices
+        actions[domain.name] = np.asarray(store.array("action")[:], dtype=np.float64)[steps]
+        if spec.use_state:
+            states.append(np.asarray(store.array("state")[:], dtype=np.float64)[steps])
+    normalizer = ActionNormalizer.fit(actions, normalization, gripper_dims, normalize_gripper)  # type: ignore[arg-type]
+    if spec.use_state:
+        all_states = np.concatenate(states)
+        if not np.all(np.isfinite(all_states)):
+            raise RemixError("state arrays contain NaN/inf; clean the stores")
+        state_mean = torch.tensor(all_states.mean(0), dtype=torch.float32)
+        state_std = torch.tensor(all_states.std(0), dtype=torch.float32)
+        state_dim = all_states.shape[1]
+    else:
+        state_mean, state_std, state_dim = torch.zeros(1), torch.ones(1), 0
+    names = [d.name for d in domains]
+    return PreparedData(
+        domains=list(domains),
+        normalizer=normalizer,
+        binner=binner,
+        spec=spec,
+        train=EncodedWindows(train_samplers, names, normalizer, binner, spec),
+        val=EncodedWindows(val_samplers, names, normalizer, binner, spec),
+        state_mean=state_mean,
+        state_std=state_std,
+        action_dim=normalizer.action_dim,
+        state_dim=state_dim,
+    )
+
+
+class BatchStream:
+    """Endless batches drawn by a `WeightedDomainSampler` from in-memory tensors or lazily from a dataset.
+
+    Under DDP each rank draws its own seeded stream of `batch_size` (per-rank) samples.
+    """
+
+    def __init__(
+        self,
+        windows: EncodedWindows,
+        weights: Sequence[float],
+        batch_size: int,
+        seed: int,
+        tensors: Batch | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        batches_per_epoch: int = 1000,
+    ) -> None:
+        self.windows = windows
+        self.tensors = tensors
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.sampler = WeightedDomainSampler(
+            windows.domain_sizes,
+            weights,
+            num_samples=batch_size * batches_per_epoch * world_size,
+            seed=seed,
+            names=windows.domain_names,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch = 0
+        while True:
+            self.sampler.set_epoch(epoch)
+            if self.tensors is not None:
+                flat = torch.as_tensor(list(self.sampler), dtype=torch.long)
+                for chunk in flat.split(self.batch_size):
+                    if len(chunk) == self.batch_size:
+                        yield {key: value[chunk] for key, value in self.tensors.items()}
+            else:
+                loader = DataLoader(
+                    self.windows,
+                    batch_size=self.batch_size,
+                    sampler=self.sampler,
+                    num_workers=self.num_workers,
+                    drop_last=True,
+                    persistent_workers=False,
+                )
+                yield from loader
+            epoch += 1
+
+
+def eval_indices(windows: EncodedWindows, per_domain: int, seed: int) -> np.ndarray:
+    """A fixed, seeded subset of up to `per_domain` flat indices of every domain (for loss curves)."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for d, size in enumerate(windows.domain_sizes):
+        count = min(int(size), per_domain)
+        picks.append(windows.offsets[d] + np.sort(rng.choice(int(size), size=count, replace=False)))
+    return np.concatenate(picks).astype(np.int64)

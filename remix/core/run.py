@@ -1,0 +1,415 @@
+"""`remix-weights` end to end: domains -> preprocessing -> reference -> Group DRO -> run directory.
+
+Run directory (`out`):
+    config.yaml             the composed config
+    normalization.json      per-domain action statistics, bins (needed to decode actions later)
+    reference_eval.csv      per-domain train/val NLL at every evaluation (written as it goes)
+    reference_loss.csv      reference training loss
+    reference/step_*.pt     the chosen reference checkpoint (all of them with keep_checkpoints)
+    dro_log.csv             alpha, its average, excess and score per domain over DRO steps
+    weights.json            domains, weights (time-averaged alpha), size_weights, reference step + reason
+    mixture.json            Octo/OpenVLA-style (name, weight) lists
+    plots/*.png             alpha, excess, reference curves with the chosen step, weights vs size
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from remix.core import plots
+from remix.core.dataset import BatchStream, PreparedData, WindowSpec, prepare_data, resolve_domains
+from remix.core.distributed import DistInfo, barrier, init_distributed
+from remix.core.dro import DROConfig, GroupDRO
+from remix.core.model import DiscretePolicy, PolicyConfig
+from remix.core.train import (
+    DROTrainer,
+    ReferenceConfig,
+    ReferenceResult,
+    reference_nll_cache,
+    train_reference,
+)
+from remix.data.mixture import normalize_weights, size_weights
+from remix.errors import ConfigError, RemixError
+
+WEIGHTS_FILE = "weights.json"
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    paths: tuple[str, ...] = ()
+    domain_key: str | None = None
+    val_fraction: float = 0.1
+    in_memory: bool = True
+    num_workers: int = 0
+    builtin_image_size: int = 0
+    builtin_episode_length: int = 25
+    builtin_episodes_scale: int = 1
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    normalization: str = "gaussian"
+    normalize_gripper: bool = False
+    bins: str = "gaussian"
+    n_bins: int = 100
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    n_obs: int = 2
+    horizon: int = 1
+    use_state: bool = True
+    cameras: tuple[str, ...] = ()
+    image_encoder: str = "resnet50"
+    use_goal: bool = True
+    state_hidden: int = 128
+    hidden_dims: tuple[int, ...] = (512, 512, 512)
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class WeightsSettings:
+    """Everything `remix-weights` needs (built from configs/weights.yaml)."""
+
+    out: Path
+    data: DataSettings = field(default_factory=DataSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    dro: DROConfig = field(default_factory=DROConfig)
+    dro_steps: int | None = None  # None: as many steps as the reference ran
+    cache_reference: bool = True
+    keep_checkpoints: bool = False
+    export_floor: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    overwrite: bool = False
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class WeightsResult:
+    run_dir: Path
+    domains: list[str]
+    weights: dict[str, float]
+    size_weights: dict[str, float]
+    reference_step: int
+    reference_reason: str
+    dro_steps: int
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON via a temp file + rename, so a crash never leaves a half-written result."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        json.dump(data, f, indent=2)
+        tmp = Path(f.name)
+    os.replace(tmp, path)
+
+
+def mixture_export(
+    weights: Mapping[str, float], sizes: Mapping[str, float], floor: float = 0.0
+) -> dict[str, Any]:
+    """(name, weight) lists for Octo/OpenVLA-style mixture configs.
+
+    `weights`: sampling probabilities (use with balance_weights=False). `multipliers`: weight / size
+    share, scaled so the largest is 1.0, the form of OXE_NAMED_MIXES (use with balance_weights=True,
+    which multiplies by dataset size). `floor` raises every weight to at least that share first
+    (the RT-X release floors at 0.01).
+    """
+    names = list(weights)
+    w = np.array([weights[n] for n in names], dtype=np.float64)
+    if floor > 0:
+        if floor * len(names) >= 1:
+            raise ConfigError(
+                f"export.floor={floor} is too large for {len(names)} domains; use < {1 / len(names):.3f}"
+            )
+        w = normalize_weights(np.maximum(w, floor))
+        # renormalizing can push a floored weight back under the floor; solve exactly instead
+        low = w <= floor
+        for _ in range(len(names)):
+            rest = 1.0 - floor * low.sum()
+            w = np.where(low, floor, w * rest / w[~low].sum())
+            if not np.any(w[~low] < floor):
+                break
+            low |= w < floor
+    s = np.array([sizes[n] for n in names], dtype=np.float64)
+    mult = w / s
+    mult = mult / mult.max()
+    return {
+        "weights": [[n, round(float(x), 6)] for n, x in zip(names, w)],
+        "multipliers": [[n, round(float(x), 6)] for n, x in zip(names, mult)],
+        "floor": floor,
+        "usage": "weights: sample_weights with balance_weights=False; multipliers: OXE_NAMED_MIXES-style, balance_weights=True",
+    }
+
+
+def print_weight_table(
+    weights: Mapping[str, float], sizes: Mapping[str, float], console: Console | None = None
+) -> None:
+    table = Table(title="Re-Mix domain weights")
+    table.add_column("domain")
+    table.add_column("size %", justify="right")
+    table.add_column("Re-Mix %", justify="right")
+    table.add_column("ratio", justify="right")
+    for name in weights:
+        ratio = weights[name] / sizes[name] if sizes[name] > 0 else float("inf")
+        table.add_row(name, f"{100 * sizes[name]:.2f}", f"{100 * weights[name]:.2f}", f"{ratio:.2f}x")
+    (console or Console()).print(table)
+
+
+def _builtin_paths(settings: WeightsSettings, dist_info: DistInfo) -> list[Path]:
+    from remix.data.synthetic import DEFAULT_DOMAINS, make_synthetic_dataset
+
+    root = settings.out / "builtin-data"
+    scale = settings.data.builtin_episodes_scale
+    if scale < 1:
+        raise ConfigError(f"data.builtin.episodes_scale must be >= 1, got {scale}")
+    domains = [replace(d, num_episodes=d.num_episodes * scale) for d in DEFAULT_DOMAINS]
+    paths = [root / f"{d.name}.zarr" for d in domains]
+    if dist_info.is_main:
+        make_synthetic_dataset(
+            root,
+            domains,
+            seed=settings.seed,
+            image_size=settings.data.builtin_image_size,
+            episode_length=settings.data.builtin_episode_length,
+        )
+    barrier()
+    return paths
+
+
+def _policy_config(settings: WeightsSettings, data: PreparedData) -> PolicyConfig:
+    m = settings.model
+    return PolicyConfig(
+        action_dim=data.action_dim,
+        n_bins=settings.actions.n_bins,
+        horizon=m.horizon,
+        n_obs=m.n_obs,
+        state_dim=data.state_dim if m.use_state else 0,
+        cameras=tuple(m.cameras),
+        image_encoder=m.image_encoder,
+        use_goal=m.use_goal,
+        state_hidden=m.state_hidden,
+        hidden_dims=tuple(m.hidden_dims),
+        dropout=m.dropout,
+    )
+
+
+def _new_policy(config: PolicyConfig, data: PreparedData, seed: int, device: torch.device) -> DiscretePolicy:
+    torch.manual_seed(seed)
+    policy = DiscretePolicy(config)
+    if config.state_dim > 0:
+        policy.set_state_statistics(data.state_mean, data.state_std)
+    return policy.to(device)
+
+
+def _prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> Path:
+    out = settings.out
+    if dist_info.is_main:
+        if (out / WEIGHTS_FILE).exists() and not settings.overwrite:
+            raise ConfigError(
+                f"{out} already holds a finished run; pass overwrite=true or choose another out="
+            )
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"out={out} is a file; give a directory for the run")
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+    barrier()
+    return out
+
+
+def run_weights(
+    settings: WeightsSettings, config_yaml: str | None = None, console: Console | None = None
+) -> WeightsResult:
+    """The whole pipeline; returns the weights and writes the run directory (rank 0)."""
+    console = console or Console()
+    dist_info = init_distributed(settings.device)
+    main = dist_info.is_main
+    out = _prepare_run_dir(settings, dist_info)
+    if config_yaml is not None and main:
+        (out / "config.yaml").write_text(config_yaml)
+    paths = list(settings.data.paths) or _builtin_paths(settings, dist_info)
+    domains = resolve_domains(paths, settings.data.domain_key)
+    names = [d.name for d in domains]
+    spec = WindowSpec(
+        settings.model.n_obs, settings.model.horizon, settings.model.use_state, tuple(settings.model.cameras)
+    )
+    a = settings.actions
+    data = prepare_data(
+        domains,
+        spec,
+        a.normalization,
+        a.normalize_gripper,
+        a.bins,
+        a.n_bins,
+        settings.data.val_fraction,
+        settings.seed,
+    )
+    sizes = dict(zip(names, size_weights([d.num_steps for d in domains]).tolist()))
+    if main:
+        console.print(
+            f"[bold]Re-Mix[/bold] {len(names)} domains, {len(data.train)} train / {len(data.val)} val windows, "
+            f"device {dist_info.device}, world size {dist_info.world_size}"
+        )
+        write_json_atomic(
+            out / "normalization.json", {**data.normalizer.to_dict(), "bins": asdict(data.binner)}
+        )
+    train_tensors = data.train.materialize() if settings.data.in_memory else None
+    val_tensors = data.val.materialize() if settings.data.in_memory else None
+    if train_tensors is not None:
+        train_tensors = {k: v.to(dist_info.device) for k, v in train_tensors.items()}
+    policy_config = _policy_config(settings, data)
+    batch_size = settings.reference.stage.batch_size
+    train_share = normalize_weights(data.train.domain_sizes.astype(np.float64))
+
+    def stream(seed: int) -> BatchStream:
+        if dist_info.world_size > 1 and batch_size % dist_info.world_size:
+            raise ConfigError(f"batch_size={batch_size} must divide by the {dist_info.world_size} ranks")
+        return BatchStream(
+            data.train,
+            train_share,
+            batch_size // dist_info.world_size,
+            seed,
+            tensors=train_tensors,
+            rank=dist_info.rank,
+            world_size=dist_info.world_size,
+            num_workers=settings.data.num_workers,
+        )
+
+    # Stage 2: reference with automatic early stopping.
+    eval_log = out / "reference_eval.csv"
+    if main:
+        eval_log.write_text("step,split," + ",".join(names) + "\n")
+
+    def on_eval(step: int, train_nll: Mapping[str, float], val_nll: Mapping[str, float]) -> None:
+        if main:
+            with open(eval_log, "a") as f:
+                f.write(f"{step},train," + ",".join(f"{train_nll[n]:.6f}" for n in names) + "\n")
+                f.write(f"{step},val," + ",".join(f"{val_nll[n]:.6f}" for n in names) + "\n")
+
+    reference = _new_policy(policy_config, data, settings.seed, dist_info.device)
+    ref_result: ReferenceResult = train_reference(
+        reference,
+        stream(settings.seed),
+        (data.train, train_tensors),
+        (data.val, val_tensors),
+        settings.reference,
+        out / "reference",
+        dist_info,
+        seed=settings.seed,
+        on_eval=on_eval,
+    )
+    barrier()
+    selection = ref_result.selection
+    if main:
+        console.print(f"reference: ran {ref_result.steps_run} steps; {selection.reason}")
+        _write_csv(out / "reference_loss.csv", ref_result.loss_log)
+        plots.plot_reference(
+            ref_result.eval_steps,
+            ref_result.train_nll,
+            ref_result.val_nll,
+            selection.step,
+            out / "plots" / "reference.png",
+        )
+    reference.load_state_dict(
+        torch.load(ref_result.checkpoint, map_location=dist_info.device, weights_only=True)
+    )
+    reference.eval().requires_grad_(False)
+
+    # Stage 3: Group DRO on the excess loss.
+    dro_steps = settings.dro_steps or ref_result.steps_run
+    dro = GroupDRO([sizes[n] for n in names], settings.dro)
+    proxy = _new_policy(policy_config, data, settings.seed + 1, dist_info.device)
+    cache = None
+    if settings.cache_reference:
+        cache = reference_nll_cache(reference, data.train, train_tensors, batch_size * 4, dist_info.device)
+    trainer = DROTrainer(
+        proxy,
+        dro,
+        names,
+        settings.reference.stage,
+        dist_info,
+        reference=None if cache is not None else reference,
+        cache=cache,
+    )
+    dro_result = trainer.run(stream(settings.seed + 1000), dro_steps)
+    weights = dro_result.weights
+    if main:
+        _write_csv(out / "dro_log.csv", dro_result.log)
+        plots.plot_alpha(dro_result.log, names, out / "plots" / "alpha.png")
+        plots.plot_excess(dro_result.log, names, out / "plots" / "excess.png")
+        plots.plot_weights(weights, sizes, out / "plots" / "weights.png")
+        write_json_atomic(out / "mixture.json", mixture_export(weights, sizes, settings.export_floor))
+        if not settings.keep_checkpoints:
+            for ckpt in (out / "reference").glob("step_*.pt"):
+                if ckpt != ref_result.checkpoint:
+                    ckpt.unlink()
+        write_json_atomic(
+            out / WEIGHTS_FILE,
+            {
+                "domains": names,
+                "weights": weights,
+                "size_weights": sizes,
+                "final_alpha": dro_result.final_alpha,
+                "reference": {
+                    "step": selection.step,
+                    "reason": selection.reason,
+                    "steps_run": ref_result.steps_run,
+                    "overfit_onsets": selection.onsets,
+                    "checkpoint": str(ref_result.checkpoint.relative_to(out)),
+                },
+                "dro": {
+                    **asdict(settings.dro),
+                    "steps": dro_steps,
+                    "cached_reference_nll": cache is not None,
+                },
+                "sources": [
+                    {"name": d.name, "path": str(d.path), "episodes": len(d.episodes), "steps": d.num_steps}
+                    for d in domains
+                ],
+                "domain_key": settings.data.domain_key,
+            },
+        )
+        print_weight_table(weights, sizes, console)
+        console.print(f"run directory: {out}")
+    barrier()
+    return WeightsResult(out, names, weights, sizes, selection.step, selection.reason, dro_steps)
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """Read a weights.json (or the run directory holding one) and check it is usable."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    if not path.exists():
+        raise RemixError(f"no weights file at {path}; run remix-weights first or fix weights=")
+    try:
+        data = json.loads(path.read_text())
+        names = list(data["domains"])
+        weights = {n: float(data["weights"][n]) for n in names}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise RemixError(
+            f"{path} is not a valid weights.json ({error.__class__.__name__}: {error}); re-run remix-weights"
+        ) from None
+    normalize_weights([weights[n] for n in names], len(names))
+    return data

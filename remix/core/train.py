@@ -1,0 +1,313 @@
+"""The two Re-Mix training stages: the reference (with automatic early stopping) and the DRO proxy.
+
+Both stages draw batches from the size-proportional mixture (every window equally likely). The
+reference minimises the plain mean NLL; the proxy minimises sum_d alpha_d * mean excess NLL while
+alpha follows the Group DRO update. The reference NLL of a window is either computed by a forward
+pass every step or, when inputs are deterministic (no augmentation, eval mode: always true here),
+computed once for every training window and looked up (`cache_reference=True`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from remix.core.dataset import Batch, EncodedWindows
+from remix.core.distributed import DistInfo, all_reduce_sum, is_distributed
+from remix.core.dro import DomainSums, GroupDRO
+from remix.core.early_stop import SelectionResult, select_checkpoint
+from remix.core.model import DiscretePolicy, OptimConfig, make_optimizer, sequence_nll
+from remix.errors import RemixError
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Length and bookkeeping of one training stage."""
+
+    steps: int = 2000
+    batch_size: int = 128
+    log_every: int = 50
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """Reference stage: evaluation cadence and the early-stopping rule (see early_stop.py)."""
+
+    stage: StageConfig = field(default_factory=StageConfig)
+    eval_every: int = 200
+    eval_samples: int = 512  # per domain and split
+    tolerance: float = 0.02
+    patience: int = 2
+    stop_when_overfit: bool = True
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def index_batches(
+    windows: EncodedWindows, tensors: Batch | None, indices: np.ndarray, batch_size: int
+) -> Iterator[Batch]:
+    """Batches of the given flat indices, from memory or read lazily."""
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        if tensors is not None:
+            idx = torch.as_tensor(chunk, dtype=torch.long)
+            yield {k: v[idx] for k, v in tensors.items()}
+        else:
+            items = [windows[int(i)] for i in chunk]
+            yield {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+@torch.no_grad()
+def per_domain_nll(
+    model: DiscretePolicy,
+    windows: EncodedWindows,
+    tensors: Batch | None,
+    indices: np.ndarray,
+    batch_size: int,
+    dist_info: DistInfo,
+) -> np.ndarray:
+    """Mean NLL per domain over `indices` (NaN for a domain with none); ranks split the work."""
+    k = len(windows.domain_names)
+    totals = torch.zeros(2, k, dtype=torch.float64, device=dist_info.device)
+    mine = indices[dist_info.rank :: dist_info.world_size]
+    was_training = model.training
+    model.eval()
+    for batch in index_batches(windows, tensors, mine, batch_size):
+        batch = to_device(batch, dist_info.device)
+        nll = model.nll(batch).double()
+        totals[0].index_add_(0, batch["domain"], nll)
+        totals[1].index_add_(0, batch["domain"], torch.ones_like(nll))
+    model.train(was_training)
+    totals = all_reduce_sum(totals).cpu().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals[1] > 0, totals[0] / np.maximum(totals[1], 1), np.nan)
+
+
+def _wrap(model: nn.Module, dist_info: DistInfo) -> nn.Module:
+    if not is_distributed():
+        return model
+    device_ids = [dist_info.device.index] if dist_info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _step(
+    optimizer: torch.optim.Optimizer, scheduler: Any, model: nn.Module, loss: torch.Tensor, clip: float
+) -> None:
+    if not torch.isfinite(loss):
+        raise RemixError(
+            f"training loss became {loss.item()}; lower the learning rate (optim.lr) or check the data"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+
+
+@dataclass
+class ReferenceResult:
+    steps_run: int
+    eval_steps: list[int]
+    train_nll: dict[str, list[float]]
+    val_nll: dict[str, list[float]]
+    loss_log: list[dict[str, float]]
+    selection: SelectionResult
+    checkpoint: Path
+
+
+def train_reference(
+    model: DiscretePolicy,
+    batches: Iterable[Batch],
+    train: tuple[EncodedWindows, Batch | None],
+    val: tuple[EncodedWindows, Batch | None],
+    config: ReferenceConfig,
+    checkpoint_dir: Path,
+    dist_info: DistInfo,
+    seed: int = 0,
+    on_eval: Callable[[int, dict[str, float], dict[str, float]], None] | None = None,
+) -> ReferenceResult:
+    """Train on the size mixture, evaluate per domain every `eval_every` steps, pick the checkpoint."""
+    from remix.core.dataset import eval_indices
+
+    stage = config.stage
+    names = list(train[0].domain_names)
+    train_eval = eval_indices(train[0], config.eval_samples, seed)
+    val_eval = eval_indices(val[0], config.eval_samples, seed + 1)
+    val_names = [n for d, n in enumerate(names) if val[0].domain_sizes[d] > 0]
+    if not val_names:
+        raise RemixError("no domain has validation episodes; raise data.val_fraction or add episodes")
+    wrapped = _wrap(model, dist_info)
+    optimizer, scheduler = make_optimizer(model, stage.optim, stage.steps)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    eval_steps: list[int] = []
+    train_curves: dict[str, list[float]] = {n: [] for n in names}
+    val_curves: dict[str, list[float]] = {n: [] for n in names}
+    loss_log: list[dict[str, float]] = []
+    selection: SelectionResult | None = None
+    running, count = 0.0, 0
+    stream = iter(batches)
+    bar = tqdm(total=stage.steps, desc="reference", disable=not dist_info.is_main, dynamic_ncols=True)
+    step = 0
+    model.train()
+    for step in range(1, stage.steps + 1):
+        batch = to_device(next(stream), dist_info.device)
+        loss = sequence_nll(wrapped(batch), batch).mean()
+        _step(optimizer, scheduler, model, loss, stage.optim.grad_clip)
+        running, count = running + loss.item(), count + 1
+        bar.update(1)
+        if step % stage.log_every == 0:
+            loss_log.append({"step": step, "loss": running / count, "lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{running / count:.3f}")
+            running, count = 0.0, 0
+        if step % config.eval_every == 0 or step == stage.steps:
+            tr = per_domain_nll(model, *train, train_eval, stage.batch_size * 4, dist_info)
+            va = per_domain_nll(model, *val, val_eval, stage.batch_size * 4, dist_info)
+            eval_steps.append(step)
+            for d, n in enumerate(names):
+                train_curves[n].append(float(tr[d]))
+                val_curves[n].append(float(va[d]))
+            if dist_info.is_main:
+                torch.save(model.state_dict(), checkpoint_dir / f"step_{step:08d}.pt")
+            if on_eval is not None:
+                on_eval(step, dict(zip(names, tr.tolist())), dict(zip(names, va.tolist())))
+            selection = select_checkpoint(
+                eval_steps,
+                {n: train_curves[n] for n in val_names},
+                {n: val_curves[n] for n in val_names},
+                config.tolerance,
+                config.patience,
+            )
+            if selection.final and config.stop_when_overfit:
+                break
+    bar.close()
+    assert selection is not None
+    return ReferenceResult(
+        steps_run=step,
+        eval_steps=eval_steps,
+        train_nll=train_curves,
+        val_nll=val_curves,
+        loss_log=loss_log,
+        selection=selection,
+        checkpoint=checkpoint_dir / f"step_{selection.step:08d}.pt",
+    )
+
+
+@torch.no_grad()
+def reference_nll_cache(
+    reference: DiscretePolicy,
+    windows: EncodedWindows,
+    tensors: Batch | None,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """The frozen reference's NLL of every training window, (N,) float32 on `device`."""
+    reference.eval()
+    out = torch.empty(len(windows), dtype=torch.float32, device=device)
+    for batch in index_batches(windows, tensors, np.arange(len(windows)), batch_size):
+        batch = to_device(batch, device)
+        out[batch["index"]] = reference.nll(batch).float()
+    return out
+
+
+@dataclass
+class DROResult:
+    weights: dict[str, float]  # time-averaged alpha: the Re-Mix weights
+    final_alpha: dict[str, float]
+    log: list[dict[str, float]]
+
+
+class DROTrainer:
+    """One proxy policy trained under Group DRO against a frozen reference (or its cached NLL)."""
+
+    def __init__(
+        self,
+        proxy: DiscretePolicy,
+        dro: GroupDRO,
+        names: list[str],
+        stage: StageConfig,
+        dist_info: DistInfo,
+        reference: DiscretePolicy | None = None,
+        cache: torch.Tensor | None = None,
+    ) -> None:
+        if (reference is None) == (cache is None):
+            raise ValueError("give exactly one of a reference model or a reference NLL cache")
+        self.proxy, self.dro, self.names, self.stage, self.dist = proxy, dro, names, stage, dist_info
+        self.reference, self.cache = reference, cache
+        if reference is not None:
+            reference.eval().requires_grad_(False)
+        self.wrapped = _wrap(proxy, dist_info)
+        self.optimizer, self.scheduler = make_optimizer(proxy, stage.optim, stage.steps)
+        self.world_size = dist_info.world_size
+
+    def reference_nll(self, batch: Batch) -> torch.Tensor:
+        if self.cache is not None:
+            return self.cache[batch["index"]]
+        with torch.no_grad():
+            assert self.reference is not None
+            return self.reference.nll(batch)
+
+    def step(self, batch: Batch) -> tuple[torch.Tensor, DomainSums, torch.Tensor]:
+        """One DRO step on one (per-rank) batch: returns (loss, global domain sums, scores)."""
+        batch = to_device(batch, self.dist.device)
+        excess = sequence_nll(self.wrapped(batch), batch) - self.reference_nll(batch)
+        sums = DomainSums.of(
+            excess, batch["domain"], self.dro.num_domains, self.dro.config.clip_excess
+        ).all_reduce()
+        scores = self.dro.update(sums)
+        loss = self.dro.loss(excess, batch["domain"], sums, self.world_size)
+        _step(self.optimizer, self.scheduler, self.proxy, loss, self.stage.optim.grad_clip)
+        return loss.detach(), sums, scores
+
+    def run(self, batches: Iterable[Batch], steps: int | None = None) -> DROResult:
+        steps = steps or self.stage.steps
+        stream = iter(batches)
+        log: list[dict[str, float]] = []
+        k = self.dro.num_domains
+        excess_sum = torch.zeros(k, dtype=torch.float64)
+        excess_count = torch.zeros(k, dtype=torch.float64)
+        score_sum = torch.zeros(k, dtype=torch.float64)
+        loss_sum, interval = 0.0, 0
+        self.proxy.train()
+        bar = tqdm(total=steps, desc="group DRO", disable=not self.dist.is_main, dynamic_ncols=True)
+        for step in range(1, steps + 1):
+            loss, sums, scores = self.step(next(stream))
+            excess_sum += sums.excess_sum.cpu()
+            excess_count += sums.count.cpu()
+            score_sum += scores.cpu()
+            loss_sum, interval = loss_sum + loss.item() / self.world_size, interval + 1
+            bar.update(1)
+            if step % self.stage.log_every == 0 or step == steps:
+                row: dict[str, float] = {"step": step, "loss": loss_sum / interval}
+                for d, n in enumerate(self.names):
+                    row[f"alpha/{n}"] = float(self.dro.alpha[d])
+                    row[f"average/{n}"] = float(self.dro.average[d])
+                    row[f"excess/{n}"] = (
+                        float(excess_sum[d] / excess_count[d]) if excess_count[d] > 0 else math.nan
+                    )
+                    row[f"score/{n}"] = float(score_sum[d] / interval)
+                log.append(row)
+                top = max(range(k), key=lambda d: float(self.dro.average[d]))
+                bar.set_postfix(
+                    loss=f"{row['loss']:.3f}", top=f"{self.names[top]}={float(self.dro.average[top]):.2f}"
+                )
+                excess_sum.zero_(), excess_count.zero_(), score_sum.zero_()
+                loss_sum, interval = 0.0, 0
+        bar.close()
+        return DROResult(
+            weights={n: float(self.dro.average[d]) for d, n in enumerate(self.names)},
+            final_alpha={n: float(self.dro.alpha[d]) for d, n in enumerate(self.names)},
+            log=log,
+        )
