@@ -62,7 +62,6 @@ def run_eval(cfg: DictConfig) -> int:
             raise RemixError(f"goal image {path} for task {task!r} does not exist; fix goal_images or drop the entry")
     robot = make_robot(cfg.robot)
     options = _container(cfg.policy_options) or {}
-    policies = {name: load_policy(spec, robot=robot, **options) for name, spec in policy_specs.items()}
     operator = make_operator(str(cfg.operator.kind), _as_list(cfg.operator.answers, "operator.answers"),
                              _as_list(cfg.operator["keys"], "operator.keys"))
     name = cfg.session or f"{robot.name}-{datetime.now(timezone.utc):%Y%m%d}"
@@ -78,12 +77,15 @@ def run_eval(cfg: DictConfig) -> int:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     config["operator"] = {k: v for k, v in config["operator"].items() if k not in ("answers", "keys")}
-    with TrialLog.create(cfg.db) as log:
+    with TrialLog.create(cfg.db) as log, robot:
+        # after connecting: a remote simulator only shows its extras (expert_action, set_task) once connected
+        policies = {}
         try:
-            with robot:
-                session = EvalSession(log, robot, policies, policy_specs, operator, settings, config=config,
-                                      progress=bool(cfg.progress))
-                outcome = session.run()
+            for policy_name, spec in policy_specs.items():
+                policies[policy_name] = load_policy(spec, robot=robot, **options)
+            session = EvalSession(log, robot, policies, policy_specs, operator, settings, config=config,
+                                  progress=bool(cfg.progress))
+            outcome = session.run()
         finally:
             for policy in policies.values():
                 policy.close()

@@ -219,7 +219,6 @@ class EvalSession:
     def is_sim(self) -> bool:
         """A robot whose success predicate answers (not None) is a simulator: it labels trials itself."""
         if self._is_sim is None:
-            self.robot.reset(seed=self.session.seed)
             self._is_sim = self.robot.check_success() is not None
         return self._is_sim
 
