@@ -17,7 +17,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from remix.errors import RemixError
+from remix.errors import ConfigError, RemixError
 
 CONFIG_PATH = "pkg://remix.configs"
 
@@ -66,3 +66,20 @@ def hydra_main(config_name: str, positional: Sequence[str] = ()) -> Callable[[Ca
         return entry
 
     return decorate
+
+
+def to_plain(node: Any) -> Any:
+    """A config node as plain Python (dicts, lists, scalars); other values pass through."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def as_str_list(value: Any, key: str) -> list[str]:
+    """A config value given as `key=[a,b]` or `key=a` as a list of strings (None -> [])."""
+    value = to_plain(value)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list, e.g. {key}=[a,b]; got {value!r}")
+    return [str(v) for v in value]
