@@ -36,3 +36,11 @@ def test_missing_target_is_a_config_error() -> None:
 def test_config_errors_from_the_backend_pass_through() -> None:
     with pytest.raises(ConfigError, match="workspace is empty"):
         make_robot({"_target_": "robots.mock.MockRobot", "workspace_low": [1, 1, 1], "workspace_high": [0, 0, 0]})
+
+
+@pytest.mark.parametrize("name", ["mock", "sim", "widowx", "franka", "remote"])
+def test_every_robot_config_builds_without_hardware(name: str) -> None:
+    robot = make_robot(compose_robot(name))
+    assert not robot.connected, "building a robot never touches hardware"
+    if name != "remote":
+        assert robot.action_spec.shape == (7,) and robot.observation_spec.cameras

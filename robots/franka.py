@@ -1,0 +1,178 @@
+"""Franka Panda (or FR3) through franky at 10 Hz, with a Robotiq 2F-85 on its own thread.
+
+Rate control: the loop adds each base-frame delta to the *commanded* target and sends an asynchronous
+absolute `CartesianMotion`, which preempts the running one and replans, so `send_action` returns at
+once. Errors raised in franky's control thread (reflexes such as
+cartesian_motion_generator_joint_acceleration_discontinuity) surface at the next `poll_motion()`;
+they are recovered with `recover_from_errors()`, the target is re-read from the arm, and the step
+raises RobotFault so the trial is scored "robot fault", not failure. Start with low dynamics
+(`dynamics`), raise them once the setup is proven.
+
+franky must match the arm's server version (see docs/robots.md): franky-control 2.x bundles libfranka
+0.21 for an FR3 (system >= 5.9); an original Panda (system 4.2.x) needs the libfranka 0.9.x build.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from remix.errors import ConfigError, HardwareError
+from robots.cameras import make_cameras
+from robots.geometry import euler_to_matrix, matrix_to_euler, matrix_to_quat_xyzw, quat_xyzw_to_matrix
+from robots.robot import ArmFault, ArmRobot
+from robots.robotiq import RobotiqWorker
+from robots.safety import Pose, SafetyLimits
+
+log = logging.getLogger("robots.franka")
+
+PANDA_GRIPPER_DOWN = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
+INSTALL_HINT = ("install franky with `pip install franky-control` (x86_64 Linux) built for your arm's libfranka: "
+                "2.x for an FR3 (system >= 5.9), the libfranka 0.9.x build for a Panda (system 4.2.x); see docs/robots.md")
+
+
+def import_franky() -> Any:
+    try:
+        import franky
+    except ImportError as error:
+        raise HardwareError(f"the Franka backend needs franky ({error}); {INSTALL_HINT}") from None
+    return franky
+
+
+class FrankaRobot(ArmRobot):
+    """Franka Panda + Robotiq 2F-85, rate mode at 10 Hz by default."""
+
+    def __init__(self, fci_host: str = "172.16.0.2", name: str = "franka", control_hz: float = 10.0,
+                 workspace_low: Sequence[float] = (0.3, -0.3, 0.02), workspace_high: Sequence[float] = (0.75, 0.3, 0.5),
+                 max_translation: float = 0.03, max_rotation: float = 0.15, watchdog_periods: float = 2.0,
+                 safe_height: float | None = 0.3, home: Sequence[float] = (0.5, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0),
+                 down_rotation: Sequence[Sequence[float]] = PANDA_GRIPPER_DOWN,
+                 dynamics: Mapping[str, float] | None = None, reset_dynamics: Mapping[str, float] | None = None,
+                 realtime: bool = True, load: Mapping[str, Any] | None = None,
+                 gripper: Mapping[str, Any] | None = None, cameras: Mapping[str, Mapping[str, Any]] | None = None,
+                 camera_retries: int = 2, robot_factory: Any = None, gripper_factory: Any = None) -> None:
+        limits = SafetyLimits(tuple(workspace_low), tuple(workspace_high), max_translation, max_rotation,  # type: ignore[arg-type]
+                              watchdog_periods, safe_height)
+        super().__init__(name, "rate", control_hz, limits, Pose.from_state(home), make_cameras(cameras), camera_retries)
+        self.fci_host = fci_host
+        self.down = np.asarray(down_rotation, dtype=np.float64)
+        if self.down.shape != (3, 3) or not np.allclose(self.down @ self.down.T, np.eye(3), atol=1e-6):
+            raise ConfigError("franka down_rotation must be a 3x3 rotation matrix")
+        self.dynamics = self._dynamics(dynamics or {"velocity": 0.5, "acceleration": 0.1, "jerk": 0.1})
+        self.reset_dynamics = self._dynamics(reset_dynamics or {"velocity": 0.2, "acceleration": 0.1, "jerk": 0.1})
+        self.realtime = bool(realtime)
+        self.load = dict(load) if load else None
+        gripper_settings = dict(gripper or {})
+        if gripper_factory is not None:
+            gripper_settings["factory"] = gripper_factory
+        self.gripper = RobotiqWorker(**gripper_settings) if gripper is not None or gripper_factory is not None else None
+        self._robot_factory = robot_factory
+        self.franky: Any = None
+        self.arm: Any = None
+        self.recoveries = 0
+
+    @staticmethod
+    def _dynamics(values: Mapping[str, float]) -> tuple[float, float, float]:
+        try:
+            triple = (float(values["velocity"]), float(values["acceleration"]), float(values["jerk"]))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError("franka dynamics must be {velocity, acceleration, jerk}, each in (0, 1]") from None
+        if not all(0 < v <= 1 for v in triple):
+            raise ConfigError(f"franka dynamics factors must be in (0, 1], got {list(triple)}")
+        return triple
+
+    def _factor(self, triple: tuple[float, float, float]) -> Any:
+        return self.franky.RelativeDynamicsFactor(velocity=triple[0], acceleration=triple[1], jerk=triple[2])
+
+    def _affine(self, pose: Pose) -> Any:
+        rotation = euler_to_matrix(np.asarray(pose.euler)) @ self.down
+        return self.franky.Affine(np.asarray(pose.position, dtype=np.float64), matrix_to_quat_xyzw(rotation))
+
+    def _motion(self, pose: Pose, triple: tuple[float, float, float]) -> Any:
+        # motions are single-use in franky 2.x: build a fresh one for every command
+        return self.franky.CartesianMotion(self._affine(pose), self.franky.ReferenceType.Absolute,
+                                           relative_dynamics_factor=self._factor(triple))
+
+    # -------------------------------------------------------------------------------------------- hooks
+    def _connect(self) -> None:
+        self.franky = franky = import_franky()
+        factory = self._robot_factory or franky.Robot
+        realtime = franky.RealtimeConfig.Enforce if self.realtime else franky.RealtimeConfig.Ignore
+        try:
+            self.arm = factory(self.fci_host, relative_dynamics_factor=self._factor(self.dynamics), realtime_config=realtime)
+        except franky.IncompatibleVersionException as error:
+            raise HardwareError(f"franky/libfranka does not match the arm's server version ({error}); {INSTALL_HINT}") from None
+        except franky.RealtimeException as error:
+            raise HardwareError(f"no realtime priority ({error}); run on a PREEMPT_RT kernel or set robot.realtime=false") from None
+        except Exception as error:
+            raise HardwareError(f"cannot connect to the Franka at {self.fci_host} ({error}); activate FCI in Desk and use "
+                                "the FCI IP (not the Desk/shop-floor IP)") from None
+        self.arm.recover_from_errors()
+        if self.load is not None:
+            self.arm.set_load(float(self.load["mass"]), list(self.load["center_of_mass"]),
+                              list(self.load.get("inertia", [0.001, 0, 0, 0, 0.001, 0, 0, 0, 0.001])))
+        if self.gripper is not None:
+            self.gripper.start()
+
+    def _disconnect(self) -> None:
+        if self.gripper is not None:
+            self.gripper.close()
+        self.arm = None
+
+    def _read_pose(self) -> Pose:
+        if self.arm is None:
+            return self.home
+        affine = self.arm.current_cartesian_state.pose.end_effector_pose
+        rotation = quat_xyzw_to_matrix(np.asarray(affine.quaternion)) @ self.down.T
+        opening = self.gripper.opening if self.gripper is not None else 1.0
+        return Pose.from_arrays(np.asarray(affine.translation), matrix_to_euler(rotation), opening)
+
+    def _poll(self) -> None:
+        """Surface errors from franky's control thread (and the gripper thread) as ArmFault."""
+        try:
+            self.arm.poll_motion()
+        except self.franky.Exception as error:
+            raise ArmFault(f"franka control error: {error}") from error
+        if self.arm.has_errors:
+            raise ArmFault("franka reports errors (reflex)")
+        if self.gripper is not None:
+            try:
+                self.gripper.check()
+            except HardwareError as error:
+                raise ArmFault(str(error)) from error
+
+    def _command(self, target: Pose) -> bool:
+        self._poll()
+        if self.gripper is not None:
+            self.gripper.command(target.gripper)
+        try:
+            self.arm.move(self._motion(target, self.dynamics), asynchronous=True)
+        except self.franky.Exception as error:
+            raise ArmFault(f"franka rejected the motion: {error}") from error
+        return True
+
+    def _move_to(self, target: Pose) -> bool:
+        if self.gripper is not None:
+            self.gripper.command(target.gripper)
+        try:
+            self.arm.move(self._motion(target, self.reset_dynamics), asynchronous=False)
+        except self.franky.Exception as error:
+            raise ArmFault(f"franka reset motion failed: {error}") from error
+        return True
+
+    def _hold(self) -> None:
+        if self.arm is None:
+            return
+        try:
+            self.arm.stop()
+        except Exception as error:  # stopping an idle arm may raise; holding is what matters
+            log.debug("franka stop: %s", error)
+
+    def _recover(self, fault: ArmFault) -> None:
+        self._hold()
+        if not self.arm.recover_from_errors():
+            raise HardwareError("recover_from_errors() failed; release the e-stop / check Desk")
+        self.recoveries += 1
