@@ -39,3 +39,36 @@ def make_observation(seed: int = 0, size: int = 32, cameras: tuple[str, ...] = (
 @pytest.fixture
 def observation() -> FakeObservation:
     return make_observation()
+
+
+TINY_MODEL_KWARGS = dict(encoder="tiny", image_size=(16, 16), horizon=4, embed_dim=32, hidden_dim=64, num_blocks=1,
+                         num_train_timesteps=20)
+
+
+def tiny_normalization(domains: tuple[str, ...] = ("robot",), scale: float = 1.0):
+    """Statistics fitted on random actions: motion dims ~ N(0.01, 0.02 * scale), gripper 0/1."""
+    from remix.policy.normalization import Normalization
+
+    rng = np.random.default_rng(0)
+    actions, states = {}, {}
+    for index, name in enumerate(domains):
+        motion = rng.normal(0.01, 0.02 * scale * (index + 1), size=(200, 6))
+        actions[name] = np.concatenate([motion, rng.integers(0, 2, (200, 1))], axis=1)
+        states[name] = rng.normal(size=(200, 7))
+    return Normalization.fit(actions, states, (6,), 5.0, domains[0])
+
+
+def write_tiny_checkpoint(directory, seed: int = 0, **model_overrides):
+    """An untrained tiny model saved as a checkpoint; returns (path, net, normalization)."""
+    import torch
+
+    from remix.policy.checkpoint import save_checkpoint
+    from remix.policy.config import ModelConfig
+    from remix.policy.model import DiffusionPolicyNet
+
+    torch.manual_seed(seed)
+    config = ModelConfig(**{**TINY_MODEL_KWARGS, **model_overrides})
+    net = DiffusionPolicyNet(config)
+    normalization = tiny_normalization()
+    path = save_checkpoint(directory, net.state_dict(), config, normalization, {"step": 0})
+    return path, net, normalization

@@ -1,0 +1,40 @@
+"""`remix-train`: the console script over `configs/train.yaml` (see that file for every setting)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from remix.cli import hydra_main
+from remix.errors import ConfigError
+from remix.policy.config import ModelConfig
+from remix.policy.data import AugmentConfig, MixtureConfig
+from remix.policy.train import TrainConfig, train
+
+
+def configs_from(cfg: DictConfig) -> tuple[ModelConfig, MixtureConfig, TrainConfig]:
+    """Typed, validated configs from the composed hydra config."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    training = OmegaConf.to_container(cfg.train, resolve=True)
+    assert isinstance(data, dict) and isinstance(model, dict) and isinstance(training, dict)
+    for key in ("stores", "cotrain"):
+        value = data.get(key) or ()
+        data[key] = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+    try:
+        augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in training.pop("augment").items()})
+        return ModelConfig.from_dict(model), MixtureConfig(**data), TrainConfig(augment=augment, **training)
+    except TypeError as error:
+        raise ConfigError(f"bad train config: {error}") from None
+
+
+@hydra_main("train", positional=("output_dir",))
+def train_main(cfg: DictConfig) -> int:
+    """remix-train OUTPUT_DIR data.stores=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true]"""
+    model, mixture, training = configs_from(cfg)
+    checkpoint = train(model, mixture, training, cfg.output_dir, resume=cfg.resume)
+    print(f"final checkpoint: {checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":  # torchrun -m remix.policy.cli ...
+    train_main()

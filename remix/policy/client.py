@@ -1,0 +1,46 @@
+"""`RemotePolicy`: the `Policy` API over the network, talking to `remix-policy-server`.
+
+The rollout loop runs next to the robot and the model runs on a GPU machine; this client sends the
+goal and each observation over `remix.rpc` (ZeroMQ + msgpack) and checks every action it gets back.
+A server that does not answer within `timeout_s` raises `RpcTimeout` (a RemixError), so the rollout
+can hold the robot instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from remix.policy.base import Policy, validate_action
+from remix.rpc import RpcClient
+
+if TYPE_CHECKING:
+    from robots.robot import Observation
+
+
+def observation_message(observation: Observation) -> dict[str, Any]:
+    """The wire form of an observation: plain dicts of numpy arrays."""
+    return {
+        "images": {name: np.ascontiguousarray(image) for name, image in observation.images.items()},
+        "state": np.asarray(observation.state, dtype=np.float32),
+        "timestamps": {name: float(t) for name, t in getattr(observation, "timestamps", {}).items()},
+    }
+
+
+class RemotePolicy(Policy):
+    """A policy served at `tcp://host:port`."""
+
+    def __init__(self, address: str, token: str | None = None, timeout_s: float = 10.0, **_ignored: Any) -> None:
+        self.address = address
+        self.client = RpcClient(address, token=token, timeout_s=timeout_s)
+        self.info: dict[str, Any] = self.client.call("info")
+
+    def reset(self, goal: Observation) -> None:
+        self.client.call("reset", observation_message(goal))
+
+    def act(self, observation: Observation) -> np.ndarray:
+        return validate_action(self.client.call("act", observation_message(observation)), f"policy server {self.address}")
+
+    def close(self) -> None:
+        self.client.close()

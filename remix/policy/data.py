@@ -1,0 +1,324 @@
+"""The training mixture: domains from episode stores, their weights, the co-training share, and the
+dataset that turns windows into model inputs.
+
+A domain is one store (named by the store's file stem) or, with `domain_field`, one value of that
+per-episode field inside a store (e.g. Bridge scenes). Pre-training domains share `1 - cotrain_share`
+of the draws according to `weights` (Re-Mix `weights.json`, "size", "uniform" or an explicit mapping);
+every co-training store is a domain of its own and together they get `cotrain_share` (size-weighted
+among themselves). Draws go through the Re-Mix core's `WeightedDomainSampler`, so "train on weights
+w" means the same thing here as in the DRO stage.
+
+Augmentation (random resized crop, brightness, contrast, hue) is drawn once per sample and applied
+to the history frames and the goal image together, so the policy never sees a goal that was cropped
+differently from the observation it is compared with. Each sample's augmentation is seeded from the
+sample stream, so training is reproducible and a resumed run continues the exact same stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+from torchvision.transforms import v2
+
+from remix.data import EpisodeStore, WindowSampler, split_episodes
+from remix.data.mixture import WeightedDomainSampler, normalize_weights
+from remix.errors import ConfigError
+from remix.policy.config import ModelConfig
+from remix.policy.normalization import Normalization
+
+
+@dataclass(frozen=True)
+class MixtureConfig:
+    """Which stores, how their domains are weighted, and the co-training share."""
+
+    stores: tuple[str, ...] = ()
+    domain_field: str | None = None
+    weights: str | Mapping[str, float] = "size"
+    cotrain: tuple[str, ...] = ()
+    cotrain_share: float = 0.05
+    subset: str | None = None
+    val_fraction: float = 0.05
+    target_domain: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.stores and not self.cotrain:
+            raise ConfigError("no training data: set data.stores=[...] and/or data.cotrain=[...] to episode stores")
+        if not 0.0 <= self.cotrain_share <= 1.0:
+            raise ConfigError(f"data.cotrain_share must be in [0, 1], got {self.cotrain_share}")
+        if self.cotrain and self.stores and self.cotrain_share in (0.0, 1.0):
+            raise ConfigError(f"data.cotrain_share={self.cotrain_share} would ignore half the data; "
+                              "use a share strictly between 0 and 1, or drop the unused stores")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One domain: its episodes in one store, split into train and validation episodes."""
+
+    name: str
+    store: Path
+    train_episodes: np.ndarray
+    val_episodes: np.ndarray
+    cotrain: bool
+    num_train_steps: int = 0
+
+
+def _store_stem(path: Path) -> str:
+    return path.name.removesuffix(".zarr") or path.name
+
+
+def read_weights(spec: str | Mapping[str, float], names: Sequence[str], sizes: Sequence[int]) -> np.ndarray:
+    """Weights of the pre-training domains (normalized), from a keyword, a mapping or a JSON file.
+
+    A JSON file may be `{"weights": {domain: w}}` (what remix-weights writes) or `{domain: w}`.
+    """
+    if isinstance(spec, Mapping):
+        mapping = {str(k): float(v) for k, v in spec.items()}
+    elif spec == "size":
+        return normalize_weights(sizes, len(sizes))
+    elif spec == "uniform":
+        return normalize_weights(np.ones(len(names)), len(names))
+    else:
+        path = Path(str(spec)).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"data.weights={spec!r} is neither size, uniform nor an existing weights.json; "
+                              "pass one of those or a mapping {domain: weight}")
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigError(f"weights file {path} is not valid JSON ({error}); re-run remix-weights") from None
+        raw = document.get("weights", document) if isinstance(document, dict) else None
+        if isinstance(raw, list) and isinstance(document.get("domains"), list):
+            raw = dict(zip(document["domains"], raw))
+        if not isinstance(raw, dict):
+            raise ConfigError(f"weights file {path} has no {{domain: weight}} mapping; re-run remix-weights")
+        try:
+            mapping = {str(k): float(v) for k, v in raw.items()}
+        except (TypeError, ValueError):
+            raise ConfigError(f"weights file {path} has non-numeric weights; re-run remix-weights") from None
+    missing = [n for n in names if n not in mapping]
+    unknown = [n for n in mapping if n not in names]
+    if missing or unknown:
+        raise ConfigError(f"domain weights do not match the training domains (missing {missing}, unknown {unknown}); "
+                          f"the domains are {list(names)}")
+    return normalize_weights([mapping[n] for n in names], len(names))
+
+
+def _read_subset(path: str) -> dict[str, set[int]]:
+    """Episodes to keep per domain: JSON `{"episodes": {domain: [episode indices]}}` (remix-subset)."""
+    file = Path(path).expanduser()
+    try:
+        document = json.loads(file.read_text())
+        episodes = document["episodes"] if isinstance(document, dict) and "episodes" in document else document
+        return {str(name): {int(e) for e in kept} for name, kept in episodes.items()}
+    except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
+        raise ConfigError(f"subset file {file} is unreadable ({type(error).__name__}); pass the JSON written by "
+                          "remix-subset, {\"episodes\": {domain: [episode, ...]}}") from None
+
+
+def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
+    """Open every store, split it into domains and train/val episodes."""
+    subset = _read_subset(config.subset) if config.subset else None
+    domains: list[Domain] = []
+    stems: dict[str, Path] = {}
+    for cotrain, paths in ((False, config.stores), (True, config.cotrain)):
+        for raw in paths:
+            path = Path(str(raw)).expanduser()
+            store = EpisodeStore.open(path, mode="r")
+            stem = _store_stem(path)
+            if stem in stems:
+                raise ConfigError(f"two stores are both named {stem!r} ({stems[stem]} and {path}); "
+                                  "domain names come from store names, rename one")
+            stems[stem] = path
+            train_mask, val_mask = split_episodes(store.num_episodes, config.val_fraction, seed)
+            if config.domain_field and not cotrain:
+                if config.domain_field not in store.fields:
+                    raise ConfigError(f"store {path} has no per-episode field {config.domain_field!r}; "
+                                      f"its fields are {list(store.fields)}")
+                labels = store.field(config.domain_field).astype(str)
+                groups = [(str(v), labels == v) for v in dict.fromkeys(labels.tolist())]
+            else:
+                groups = [(stem, np.ones(store.num_episodes, dtype=bool))]
+            for name, mask in groups:
+                if subset is not None and not cotrain:
+                    keep = np.zeros(store.num_episodes, dtype=bool)
+                    keep[[e for e in subset.get(name, ()) if 0 <= e < store.num_episodes]] = True
+                    mask = mask & keep
+                lengths = store.episode_lengths
+                domains.append(Domain(name, path, np.flatnonzero(mask & train_mask), np.flatnonzero(mask & val_mask),
+                                      cotrain, int(lengths[mask & train_mask].sum())))
+    names = [d.name for d in domains]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"domain names {duplicated} occur in several stores; rename the stores or the "
+                          f"{config.domain_field!r} values so each domain has one name")
+    empty = [d.name for d in domains if d.num_train_steps == 0]
+    if empty:
+        raise ConfigError(f"domains {empty} have no training episodes (after subset/validation split); "
+                          "add episodes, lower data.val_fraction or drop them")
+    return domains
+
+
+def mixture_weights(config: MixtureConfig, domains: Sequence[Domain]) -> np.ndarray:
+    """Final draw probability per domain: pre-training weights scaled to 1 - share, co-training to share."""
+    pre = [d for d in domains if not d.cotrain]
+    co = [d for d in domains if d.cotrain]
+    weights = np.zeros(len(domains))
+    pre_share = 1.0 - config.cotrain_share if co else 1.0
+    if pre:
+        pre_w = read_weights(config.weights, [d.name for d in pre], [d.num_train_steps for d in pre])
+        weights[: len(pre)] = pre_share * pre_w
+    if co:
+        co_share = config.cotrain_share if pre else 1.0
+        weights[len(pre):] = co_share * normalize_weights([d.num_train_steps for d in co], len(co))
+    return weights
+
+
+def fit_normalization(domains: Sequence[Domain], model: ModelConfig, target: str | None) -> Normalization:
+    """Per-domain statistics over each domain's training episodes; the default target is the first
+    co-training domain (the robot being deployed), else the first domain."""
+    actions, states = {}, {}
+    gripper: tuple[int, ...] | None = None
+    for domain in domains:
+        store = EpisodeStore.open(domain.store, mode="r")
+        if store.action_names and len(store.action_names) != model.action_dim:
+            raise ConfigError(f"store {domain.store} has {len(store.action_names)}-d actions but the model "
+                              f"predicts {model.action_dim}; set model.action_dim or convert the store")
+        steps = np.concatenate([np.arange(*store.episode_bounds(int(e))) for e in domain.train_episodes])
+        actions[domain.name] = np.asarray(store.array("action")[:])[steps]
+        states[domain.name] = (np.asarray(store.array("state")[:])[steps] if "state" in store.keys
+                               else np.zeros((len(steps), model.state_dim), np.float32))
+        gripper = tuple(store.gripper_dims) if gripper is None else gripper
+    default = next((d.name for d in domains if d.cotrain), domains[0].name)
+    chosen = target or default
+    if chosen not in actions:
+        raise ConfigError(f"data.target_domain={chosen!r} is not a training domain; choose one of {list(actions)}")
+    return Normalization.fit(actions, states, gripper or (), model.clip_range, chosen)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    crop_ratio: tuple[float, float] = (0.9, 1.1)
+    brightness: float = 0.2
+    contrast: float = 0.2
+    hue: float = 0.05
+
+
+def image_transform(model: ModelConfig, augment: AugmentConfig | None) -> v2.Transform:
+    """Resize to the model's input size, with random augmentation when `augment` is enabled.
+
+    Applied to a (frames, 3, H, W) uint8 stack, v2 transforms draw one set of parameters for the
+    whole stack: that is what makes the augmentation identical across history and goal.
+    """
+    size = tuple(model.image_size)
+    if augment is None or not augment.enabled:
+        return v2.Resize(size, antialias=True)
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), ratio=tuple(augment.crop_ratio), antialias=True),
+        v2.ColorJitter(brightness=augment.brightness, contrast=augment.contrast, hue=augment.hue),
+    ])
+
+
+def to_model_images(frames: np.ndarray, transform: v2.Transform) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, h, w) uint8 at the model's size."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    return transform(tensor)
+
+
+class MixtureDataset(Dataset):
+    """All domains' training (or validation) windows, as model-ready tensors.
+
+    Indexed by a flat index into the concatenation of the domains (the order the weighted sampler
+    uses), or by `(flat index, augmentation seed)` pairs from `SeededStream`.
+    """
+
+    def __init__(self, domains: Sequence[Domain], model: ModelConfig, normalization: Normalization,
+                 split: str = "train", augment: AugmentConfig | None = None) -> None:
+        self.model = model
+        self.normalization = normalization
+        self.names = [d.name for d in domains]
+        self.image_keys = tuple(f"images/{c}" for c in model.cameras)
+        obs_keys = (*self.image_keys, "state")
+        self.windows = []
+        for domain in domains:
+            store = EpisodeStore.open(domain.store, mode="r")
+            missing = [k for k in obs_keys if k not in store.keys]
+            if missing:
+                raise ConfigError(f"store {domain.store} has no {missing} (it has {list(store.keys)}); "
+                                  "set model.cameras to cameras every store has")
+            mask = np.zeros(store.num_episodes, dtype=bool)
+            mask[domain.train_episodes if split == "train" else domain.val_episodes] = True
+            self.windows.append(WindowSampler(store, n_obs=model.n_obs, horizon=model.horizon, obs_keys=obs_keys,
+                                              goal_keys=self.image_keys, episode_mask=mask))
+        self.sizes = [len(w) for w in self.windows]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        self.transform = image_transform(model, augment if split == "train" else None)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        domain = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        window = self.windows[domain][int(index - self.offsets[domain])]
+        name = self.names[domain]
+        if seed is None:
+            images, goals = self._images(window)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                images, goals = self._images(window)
+        state = self.normalization.normalize_state(window["obs"]["state"], name)
+        action = self.normalization.normalize_actions(window["action"], name)
+        return {
+            "images": images,
+            "goal": goals,
+            "state": torch.from_numpy(state),
+            "action": torch.from_numpy(action),
+            "valid": torch.from_numpy(window["action_valid"]),
+            "domain": torch.tensor(domain),
+        }
+
+    def _images(self, window: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        per_camera, goals = [], []
+        for key in self.image_keys:
+            frames = np.concatenate([window["obs"][key], window["goal"][key][None]])
+            out = to_model_images(frames, self.transform)
+            per_camera.append(out[:-1])
+            goals.append(out[-1])
+        return torch.stack(per_camera), torch.stack(goals)
+
+
+class SeededStream(Sampler[tuple[int, int]]):
+    """Endless `(flat index, augmentation seed)` stream over epochs of a `WeightedDomainSampler`.
+
+    Starting at `start` skips that many samples without loading them, so a resumed run sees exactly
+    the samples an uninterrupted run would have seen next.
+    """
+
+    def __init__(self, sampler: WeightedDomainSampler, seed: int, start: int = 0) -> None:
+        self.sampler = sampler
+        self.seed = seed
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        per_epoch = len(self.sampler)
+        epoch, offset = divmod(self.start, per_epoch)
+        while True:
+            self.sampler.set_epoch(epoch)
+            indices = list(iter(self.sampler))
+            for position in range(offset, per_epoch):
+                seed = int(np.random.SeedSequence([self.seed, self.sampler.rank, epoch, position]).generate_state(1)[0])
+                yield indices[position], seed
+            epoch, offset = epoch + 1, 0
+

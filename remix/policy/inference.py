@@ -1,0 +1,148 @@
+"""Run a trained diffusion policy: `DiffusionPolicy.load(checkpoint)` then `reset(goal)` / `act(obs)`.
+
+Each `act` feeds the newest observation into an `n_obs`-frame history (the first frame is repeated
+until the history is full, exactly like the training windows at episode starts), and returns one
+action in the target domain's robot units. Two ways to turn predicted chunks into actions:
+
+- "chunk": predict a chunk, execute its first `exec_horizon` actions open loop, then predict again
+  (fewer network calls; the default);
+- "ensemble": predict a chunk every step and average all chunks' predictions for the current step
+  with weights exp(-k * age), newest first (temporal ensembling, smoother motion).
+
+Sampling noise comes from a generator re-seeded at every `reset`, so the same goal and observations
+give the same actions on the same device.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from remix.errors import ConfigError, RemixError
+from remix.policy.base import Policy, validate_action
+from remix.policy.checkpoint import load_checkpoint
+from remix.policy.data import image_transform, to_model_images
+from remix.policy.model import DiffusionPolicyNet, make_scheduler, sample_actions
+from remix.policy.normalization import Normalization
+
+if TYPE_CHECKING:
+    from robots.robot import Observation
+
+EXECUTIONS = ("chunk", "ensemble")
+
+
+class DiffusionPolicy(Policy):
+    """A checkpointed goal-conditioned diffusion policy behind the `Policy` API."""
+
+    def __init__(self, net: DiffusionPolicyNet, normalization: Normalization, *, device: str | torch.device = "cpu",
+                 seed: int = 0, sampler: str = "ddim", inference_steps: int = 10, execution: str = "chunk",
+                 exec_horizon: int | None = None, ensemble_decay: float = 0.1, domain: str | None = None,
+                 source: str = "diffusion policy") -> None:
+        self.config = net.config
+        if execution not in EXECUTIONS:
+            raise ConfigError(f"unknown execution {execution!r}; use one of {list(EXECUTIONS)}")
+        horizon = self.config.horizon
+        self.exec_horizon = horizon if exec_horizon is None else int(exec_horizon)
+        if not 1 <= self.exec_horizon <= horizon:
+            raise ConfigError(f"exec_horizon must be in 1..{horizon} (the trained chunk length), got {exec_horizon}")
+        if inference_steps < 1:
+            raise ConfigError(f"inference_steps must be >= 1, got {inference_steps}")
+        if sampler == "ddim" and inference_steps > self.config.num_train_timesteps:
+            raise ConfigError(f"inference_steps={inference_steps} exceeds the {self.config.num_train_timesteps} "
+                              "training timesteps; use fewer")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device={device} but no CUDA GPU is visible; use device=cpu")
+        self.net = net.to(self.device).eval()
+        self.normalization = normalization if domain is None else normalization.with_target(domain)
+        self.scheduler = make_scheduler(self.config, sampler)
+        self.inference_steps = self.config.num_train_timesteps if sampler == "ddpm" else int(inference_steps)
+        self.execution = execution
+        self.ensemble_decay = float(ensemble_decay)
+        self.seed = int(seed)
+        self.source = source
+        self.transform = image_transform(self.config, None)
+        self.generator = torch.Generator(device=self.device)
+        self._goal: torch.Tensor | None = None
+        self._history: deque[tuple[torch.Tensor, np.ndarray]] = deque(maxlen=self.config.n_obs)
+        self._queue: deque[np.ndarray] = deque()
+        self._chunks: deque[tuple[int, np.ndarray]] = deque()
+        self._t = 0
+
+    @classmethod
+    def load(cls, path: str | Path, **options: Any) -> DiffusionPolicy:
+        """Build from a checkpoint directory; `options` are the keyword arguments of the constructor."""
+        weights, model_config, normalization, _meta = load_checkpoint(path)
+        net = DiffusionPolicyNet(model_config)
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise RemixError(f"checkpoint {path} weights do not fit its model config ({first}); "
+                             "the checkpoint is corrupt or was edited, use another one") from None
+        return cls(net, normalization, source=f"policy {path}", **options)
+
+    @property
+    def target_domain(self) -> str:
+        return self.normalization.target_domain
+
+    def _camera_images(self, observation: Observation, what: str) -> torch.Tensor:
+        missing = [c for c in self.config.cameras if c not in observation.images]
+        if missing:
+            raise RemixError(f"{what} has no images from cameras {missing} (it has {sorted(observation.images)}); "
+                             "the policy was trained on those cameras, configure the robot to provide them")
+        frames = []
+        for camera in self.config.cameras:
+            image = np.asarray(observation.images[camera])
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise RemixError(f"{what} image {camera!r} is {image.dtype} {image.shape}; expected uint8 HxWx3")
+            frames.append(to_model_images(image[None], self.transform)[0])
+        return torch.stack(frames)
+
+    def reset(self, goal: Observation) -> None:
+        self._goal = self._camera_images(goal, "goal observation")
+        self._history.clear()
+        self._queue.clear()
+        self._chunks.clear()
+        self._t = 0
+        self.generator.manual_seed(self.seed)
+
+    @torch.no_grad()
+    def predict_chunk(self) -> np.ndarray:
+        """Sample one action chunk (horizon, action_dim) in robot units from the current history."""
+        assert self._goal is not None
+        images = torch.stack([frame for frame, _ in self._history], dim=1)[None].to(self.device)
+        goal = self._goal[None].to(self.device)
+        state = None
+        if self.config.use_proprio:
+            state = torch.from_numpy(np.stack([s for _, s in self._history]))[None].to(self.device)
+        condition = self.net.encode(images, goal, state)
+        normalized = sample_actions(self.net, self.scheduler, condition, self.inference_steps, self.generator)
+        return self.normalization.unnormalize_actions(normalized[0].cpu().numpy())
+
+    def act(self, observation: Observation) -> np.ndarray:
+        if self._goal is None:
+            raise RemixError("act() before reset(goal): call policy.reset(goal_observation) at the start of each episode")
+        frame = self._camera_images(observation, "observation")
+        state = self.normalization.normalize_state(np.asarray(observation.state, np.float32)[: self.config.state_dim])
+        self._history.append((frame, state))
+        while len(self._history) < self.config.n_obs:
+            self._history.appendleft(self._history[0])
+        if self.execution == "chunk":
+            if not self._queue:
+                self._queue.extend(self.predict_chunk()[: self.exec_horizon])
+            action = self._queue.popleft()
+        else:
+            self._chunks.append((self._t, self.predict_chunk()))
+            while self._chunks and self._t - self._chunks[0][0] >= self.config.horizon:
+                self._chunks.popleft()
+            predictions = np.stack([chunk[self._t - start] for start, chunk in self._chunks])
+            ages = np.array([self._t - start for start, _ in self._chunks], dtype=np.float64)
+            weights = np.exp(-self.ensemble_decay * ages)
+            action = (weights[:, None] * predictions).sum(0) / weights.sum()
+        self._t += 1
+        return validate_action(action, self.source)

@@ -1,0 +1,218 @@
+"""The goal-conditioned diffusion policy network (Re-Mix appendix C, after BridgeData V2).
+
+Image path: every history frame of every camera is concatenated channel-wise with that camera's goal
+image and an (x, y) pixel-coordinate grid, all in [-1, 1] (8 channels), and encoded by a ResNet
+(torchvision 18/34/50, BatchNorm or GroupNorm) or a tiny conv net for tests, global-average pooled.
+The per-frame embeddings are concatenated (plus the normalized proprio state when enabled) into the
+condition vector of a residual-MLP denoiser that predicts the noise of a normalized action chunk.
+Noise schedules and sampling steps come from diffusers (DDPM for training, DDPM or DDIM sampling).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from diffusers import DDIMScheduler, DDPMScheduler
+from torch import nn
+
+from remix.errors import ConfigError
+from remix.policy.config import ModelConfig
+
+IN_CHANNELS = 8  # observation RGB + goal RGB + (x, y) pixel coordinates
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+    return nn.BatchNorm2d(channels)
+
+
+def coordinate_grid(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """(2, H, W) pixel coordinates (x then y), each spanning [-1, 1]."""
+    ys = torch.linspace(-1.0, 1.0, height, device=device)
+    xs = torch.linspace(-1.0, 1.0, width, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y])
+
+
+class TinyEncoder(nn.Module):
+    """Four strided conv blocks: a few thousand parameters, for tests and smoke runs."""
+
+    def __init__(self, norm: str, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = IN_CHANNELS
+        for out in (width // 2, width, width, 2 * width):
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), norm_layer(norm, out), nn.SiLU()]
+            channels = out
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_dim = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def resnet_encoder(name: str, norm: str) -> tuple[nn.Module, int]:
+    """A torchvision ResNet taking 8 input channels, with its classifier removed."""
+    builder = getattr(torchvision.models, name)
+    kwargs = {"norm_layer": (lambda c: norm_layer("group", c))} if norm == "group" else {}
+    net = builder(weights=None, **kwargs)
+    net.conv1 = nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    out_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, out_dim
+
+
+def load_imagenet_weights(encoder: nn.Module, path: str | Path) -> list[str]:
+    """Initialize a ResNet encoder from a torchvision ImageNet state dict file the user already has.
+
+    The RGB filters of `conv1` initialize both the observation and the goal channels (each half),
+    coordinate channels start at zero; BatchNorm running statistics are skipped for GroupNorm
+    models. Returns the names of weights that were not loaded.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"pretrained encoder weights {path} do not exist; give the path of a torchvision "
+                          "ResNet state dict (.pth) or set model_init.pretrained=null")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise ConfigError(f"cannot read pretrained weights {path} ({type(error).__name__}); "
+                          "give a torchvision state dict saved with torch.save") from None
+    own = encoder.state_dict()
+    rgb = state.get("conv1.weight")
+    if rgb is not None and rgb.shape[1] == 3:
+        conv = torch.zeros_like(own["conv1.weight"])
+        conv[:, 0:3] = rgb / 2
+        conv[:, 3:6] = rgb / 2
+        state = {**state, "conv1.weight": conv}
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ConfigError(f"{path} holds no weights for this encoder; pass weights of the same ResNet depth")
+    encoder.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
+
+
+class SinusoidalEmbedding(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        angles = t.float()[:, None] * freqs[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-LayerNorm MLP block with a skip connection (the IDQL/BridgeData diffusion head)."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Dropout(dropout),
+                                 nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class DiffusionPolicyNet(nn.Module):
+    """Observation encoder + noise-prediction head for normalized action chunks."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        if config.encoder == "tiny":
+            self.encoder: nn.Module = TinyEncoder(config.norm)
+            feature_dim = self.encoder.out_dim
+        else:
+            self.encoder, feature_dim = resnet_encoder(config.encoder, config.norm)
+        self.project = nn.Identity() if feature_dim == config.embed_dim else nn.Linear(feature_dim, config.embed_dim)
+        self.register_buffer("coords", coordinate_grid(*config.image_size), persistent=False)
+        cond_dim = config.embed_dim * config.n_obs * len(config.cameras)
+        if config.use_proprio:
+            cond_dim += config.state_dim * config.n_obs
+        chunk_dim = config.horizon * config.action_dim
+        self.time_embed = nn.Sequential(SinusoidalEmbedding(config.time_dim), nn.Linear(config.time_dim, 2 * config.time_dim),
+                                        nn.SiLU(), nn.Linear(2 * config.time_dim, config.time_dim))
+        self.input = nn.Linear(chunk_dim + cond_dim + config.time_dim, config.hidden_dim)
+        self.blocks = nn.Sequential(*[ResidualBlock(config.hidden_dim, config.dropout) for _ in range(config.num_blocks)])
+        self.output = nn.Sequential(nn.LayerNorm(config.hidden_dim), nn.SiLU(), nn.Linear(config.hidden_dim, chunk_dim))
+
+    def encode(self, images: torch.Tensor, goal: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Condition vector from uint8 images.
+
+        images: (B, cameras, n_obs, 3, H, W) uint8; goal: (B, cameras, 3, H, W) uint8;
+        state: (B, n_obs, state_dim) normalized, only when `use_proprio`.
+        """
+        batch, cams, frames, _, height, width = images.shape
+        if (height, width) != tuple(self.config.image_size):
+            raise ValueError(f"images are {height}x{width}, the model expects {self.config.image_size}")
+        obs = images.float() / 127.5 - 1.0
+        goals = (goal.float() / 127.5 - 1.0)[:, :, None].expand(-1, -1, frames, -1, -1, -1)
+        coords = self.coords[None, None, None].expand(batch, cams, frames, -1, -1, -1)
+        stacked = torch.cat([obs, goals, coords], dim=3).reshape(batch * cams * frames, IN_CHANNELS, height, width)
+        features = self.project(self.encoder(stacked)).reshape(batch, -1)
+        if self.config.use_proprio:
+            if state is None:
+                raise ValueError("this model uses proprio state but none was given")
+            features = torch.cat([features, state.reshape(batch, -1)], dim=1)
+        return features
+
+    def forward(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Predict the noise in `noisy_actions` (B, horizon, action_dim) at diffusion `timesteps` (B,)."""
+        batch = noisy_actions.shape[0]
+        x = torch.cat([noisy_actions.reshape(batch, -1), condition, self.time_embed(timesteps)], dim=1)
+        out = self.output(self.blocks(self.input(x)))
+        return out.reshape(noisy_actions.shape)
+
+
+def make_scheduler(config: ModelConfig, kind: str = "ddpm") -> DDPMScheduler | DDIMScheduler:
+    """The diffusers noise scheduler for training ("ddpm") or sampling ("ddpm" or "ddim")."""
+    common = dict(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
+                  clip_sample=True, clip_sample_range=config.clip_range, prediction_type=config.prediction_type)
+    if kind == "ddpm":
+        return DDPMScheduler(**common)
+    if kind == "ddim":
+        return DDIMScheduler(**common, set_alpha_to_one=True, steps_offset=0)
+    raise ConfigError(f"unknown sampler {kind!r}; use 'ddpm' or 'ddim'")
+
+
+def diffusion_loss(net: nn.Module, scheduler: DDPMScheduler, condition: torch.Tensor, actions: torch.Tensor,
+                   valid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Denoising MSE per sample (B,), averaged over valid (non-padded) chunk steps.
+
+    The target follows the scheduler's prediction type: the noise ("epsilon"), the clean chunk
+    ("sample") or the velocity ("v_prediction").
+    """
+    noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (actions.shape[0],), generator=generator,
+                              device=actions.device)
+    noisy = scheduler.add_noise(actions, noise, timesteps)
+    kind = scheduler.config.prediction_type
+    target = {"epsilon": noise, "sample": actions}.get(kind)
+    if target is None:
+        target = scheduler.get_velocity(actions, noise, timesteps)
+    error = F.mse_loss(net(noisy, timesteps, condition), target, reduction="none").mean(dim=2)
+    mask = valid.float()
+    return (error * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+@torch.no_grad()
+def sample_actions(net: nn.Module, scheduler: DDPMScheduler | DDIMScheduler, condition: torch.Tensor,
+                   num_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Denoise a normalized action chunk (B, horizon, action_dim) from Gaussian noise."""
+    config: ModelConfig = net.config
+    shape = (condition.shape[0], config.horizon, config.action_dim)
+    sample = torch.randn(shape, generator=generator, device=condition.device)
+    scheduler.set_timesteps(num_steps, device=condition.device)
+    for t in scheduler.timesteps:
+        timesteps = torch.full((shape[0],), int(t), device=condition.device, dtype=torch.long)
+        eps = net(sample, timesteps, condition)
+        sample = scheduler.step(eps, t, sample, generator=generator).prev_sample
+    return sample

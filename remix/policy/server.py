@@ -1,0 +1,88 @@
+"""`remix-policy-server`: serve any policy spec over `remix.rpc` so rollouts can query it remotely.
+
+    remix-policy-server runs/widowx/checkpoints/step_00400000 port=5556 device=cuda token=SECRET
+
+Methods: `info()`, `reset(goal)`, `act(observation)`, where observations travel as
+{"images": {camera: uint8 HxWx3}, "state": float32 (7,), "timestamps": {...}}. One client session at
+a time: a second rollout calling `reset` starts a new episode for the policy.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from remix.cli import hydra_main
+from remix.errors import ConfigError, RemixError
+from remix.policy.base import Policy, load_policy
+from remix.rpc import RpcServer
+
+
+@dataclass(frozen=True)
+class WireObservation:
+    """An observation rebuilt from its wire form (same fields as robots.robot.Observation)."""
+
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    timestamps: dict[str, float]
+
+    @classmethod
+    def from_message(cls, message: Any) -> WireObservation:
+        if not isinstance(message, Mapping) or not isinstance(message.get("images"), Mapping):
+            raise RemixError("malformed observation message; send {images: {camera: HxWx3 uint8}, state: (7,)}")
+        state = np.asarray(message.get("state"), dtype=np.float32)
+        if state.ndim != 1:
+            raise RemixError(f"observation state has shape {state.shape}; send a flat (7,) float32 state")
+        images = {str(k): np.asarray(v) for k, v in message["images"].items()}
+        return cls(images, state, dict(message.get("timestamps") or {}))
+
+
+def policy_handlers(policy: Policy, spec: str) -> dict[str, Any]:
+    """The RPC methods that expose `policy`."""
+    config = getattr(policy, "config", None)
+    info = {"spec": spec, "type": type(policy).__name__,
+            "cameras": list(config.cameras) if config is not None else [],
+            "target_domain": getattr(policy, "target_domain", None)}
+
+    def reset(goal: Any) -> None:
+        policy.reset(WireObservation.from_message(goal))
+
+    def act(observation: Any) -> np.ndarray:
+        return policy.act(WireObservation.from_message(observation))
+
+    return {"info": lambda: info, "reset": reset, "act": act}
+
+
+def serve_policy(policy: Policy, spec: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> RpcServer:
+    """Start serving `policy` on a background thread; close the returned server to stop."""
+    return RpcServer(policy_handlers(policy, spec), host=host, port=port, token=token).start()
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@hydra_main("policy_server", positional=("policy",))
+def main(cfg: DictConfig) -> int:
+    """remix-policy-server POLICY [host=... port=... token=... device=... sampler=... inference_steps=...]"""
+    if not cfg.policy:
+        raise ConfigError("remix-policy-server needs a policy: remix-policy-server CHECKPOINT_DIR (or replay:STORE#EP)")
+    options = {k: v for k, v in OmegaConf.to_container(cfg.inference, resolve=True).items() if v is not None}
+    spec = str(cfg.policy)
+    policy = load_policy(spec, **(options if not spec.startswith(("replay:", "scripted:", "tcp://")) else {}))
+    server = RpcServer(policy_handlers(policy, spec), host=cfg.host, port=int(cfg.port), token=cfg.token or None)
+    print(f"serving {spec} at {server.address} (Ctrl-C to stop)", flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        policy.close()
+    return 0

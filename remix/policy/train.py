@@ -1,0 +1,386 @@
+"""Train the goal-conditioned diffusion policy on a weighted mixture of domains plus co-training data.
+
+One run writes, under its output directory:
+
+    checkpoints/step_XXXXXXXX/   model.safetensors (EMA weights), config.json, train_state.pt (newest only)
+    metrics.jsonl                one JSON row per log/validation event
+    losses.png                   training and per-domain validation loss curves
+
+Training is reproducible under a seed: the sample stream, the augmentation of every sample and the
+diffusion noise of every step are functions of (seed, step), so `resume=true` continues exactly
+where the run stopped. Under torchrun every rank draws its own stream, gradients are averaged by
+DistributedDataParallel, and only rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from remix.data.mixture import WeightedDomainSampler
+from remix.errors import ConfigError, RemixError
+from remix.policy.checkpoint import (
+    TRAIN_STATE_FILE,
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    load_train_state,
+    save_checkpoint,
+)
+from remix.policy.config import ModelConfig
+from remix.policy.data import (
+    AugmentConfig,
+    Domain,
+    MixtureConfig,
+    MixtureDataset,
+    SeededStream,
+    discover_domains,
+    fit_normalization,
+    mixture_weights,
+)
+from remix.policy.model import (
+    DiffusionPolicyNet,
+    diffusion_loss,
+    load_imagenet_weights,
+    make_scheduler,
+    sample_actions,
+)
+from remix.policy.normalization import Normalization
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization, EMA, validation and checkpoint settings (defaults suit a small CPU run)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema: bool = True
+    ema_decay: float = 0.999
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    val_every: int = 500
+    val_batches: int = 4
+    save_every: int = 1000
+    samples_per_epoch: int = 100_000
+    inference_steps: int = 10
+    pretrained: str | None = None
+    progress: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "val_every", "save_every", "samples_per_epoch",
+                     "inference_steps", "val_batches"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"train.lr must be a positive number, got {self.lr}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.num_workers < 0 or self.warmup_steps < 0:
+            raise ConfigError("train.num_workers and train.warmup_steps must be >= 0")
+
+
+class TrainingLoss(nn.Module):
+    """Encoder + denoiser + loss in one forward, so DistributedDataParallel sees every parameter."""
+
+    def __init__(self, net: DiffusionPolicyNet, scheduler: Any) -> None:
+        super().__init__()
+        self.net = net
+        self.scheduler = scheduler
+
+    def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+        state = batch["state"] if self.net.config.use_proprio else None
+        condition = self.net.encode(batch["images"], batch["goal"], state)
+        return diffusion_loss(self.net, self.scheduler, condition, batch["action"], batch["valid"], generator)
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context() -> DistributedContext:
+    """Join the torchrun process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistributedContext()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, context: DistributedContext) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={name} but no CUDA GPU is visible; use train.device=cpu")
+        return torch.device(f"cuda:{context.local_rank}" if context.world_size > 1 else name)
+    return torch.device(name)
+
+
+def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(np.random.SeedSequence([seed, step, rank, 0xD1FF]).generate_state(1)[0]))
+    return generator
+
+
+def batches(loader: DataLoader, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    for batch in loader:
+        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def ema_weights(net: nn.Module, ema: EMAModel | None) -> dict[str, torch.Tensor]:
+    """The weights to deploy: EMA parameters (with the live buffers) when EMA is on."""
+    if ema is None:
+        return {k: v.detach().clone() for k, v in net.state_dict().items()}
+    ema.store(net.parameters())
+    ema.copy_to(net.parameters())
+    weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    ema.restore(net.parameters())
+    return weights
+
+
+@torch.no_grad()
+def validate(net: DiffusionPolicyNet, dataset: MixtureDataset, config: TrainConfig, device: torch.device,
+             loss_scheduler: Any) -> dict[str, float]:
+    """Per-domain denoising loss and sampled-action MSE (normalized units) on held-out episodes."""
+    if len(dataset) == 0:
+        return {}
+    net.eval()
+    rng = np.random.default_rng(config.seed)
+    count = min(len(dataset), config.val_batches * config.batch_size)
+    picked = np.sort(rng.choice(len(dataset), size=count, replace=False))
+    loader = DataLoader(torch.utils.data.Subset(dataset, picked.tolist()), batch_size=config.batch_size)
+    sampler = make_scheduler(net.config, "ddim")
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    losses, errors, domains = [], [], []
+    for batch in batches(loader, device):
+        state = batch["state"] if net.config.use_proprio else None
+        condition = net.encode(batch["images"], batch["goal"], state)
+        losses.append(diffusion_loss(net, loss_scheduler, condition, batch["action"], batch["valid"], generator))
+        predicted = sample_actions(net, sampler, condition, config.inference_steps, generator)
+        mask = batch["valid"].float()[..., None]
+        errors.append((((predicted - batch["action"]) ** 2) * mask).sum((1, 2)) / (mask.sum((1, 2)) * predicted.shape[-1]))
+        domains.append(batch["domain"])
+    loss, error, domain = torch.cat(losses).cpu(), torch.cat(errors).cpu(), torch.cat(domains).cpu()
+    metrics = {"val_loss": float(loss.mean()), "val_action_mse": float(error.mean())}
+    for index, name in enumerate(dataset.names):
+        selected = domain == index
+        if selected.any():
+            metrics[f"val_loss/{name}"] = float(loss[selected].mean())
+            metrics[f"val_action_mse/{name}"] = float(error[selected].mean())
+    net.train()
+    return metrics
+
+
+def plot_metrics(metrics_path: Path, out_path: Path) -> None:
+    """Training loss and per-domain validation loss against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    train = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
+    if train:
+        left.plot(*zip(*train), label="train loss")
+    val = [r for r in rows if "val_loss" in r]
+    for key in sorted({k for r in val for k in r if k.startswith("val_loss")}):
+        points = [(r["step"], r[key]) for r in val if r.get(key) is not None]
+        left.plot(*zip(*points), marker="o", label=key.replace("val_loss", "val"))
+    for key in sorted({k for r in val for k in r if k.startswith("val_action_mse")}):
+        points = [(r["step"], r[key]) for r in val if r.get(key) is not None]
+        right.plot(*zip(*points), marker="o", label=key.replace("val_action_mse", "mse"))
+    left.set(xlabel="step", ylabel="noise-prediction MSE", yscale="log", title="diffusion loss")
+    right.set(xlabel="step", ylabel="MSE (normalized actions)", title="validation action error (DDIM)")
+    for axis in (left, right):
+        if axis.lines:
+            axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
+def _resume_source(resume: bool | str, output_dir: Path) -> Path | None:
+    if resume in (False, None, "", "false"):
+        return None
+    if resume in (True, "true", "latest"):
+        found = latest_checkpoint(output_dir)
+        if found is None:
+            raise RemixError(f"resume=true but {output_dir}/checkpoints has no resumable checkpoint; "
+                             "drop resume or point output_dir at the run to continue")
+        return found
+    return Path(str(resume)).expanduser()
+
+
+def _write_metrics(path: Path, row: dict[str, Any]) -> None:
+    clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+    with path.open("a") as handle:
+        handle.write(json.dumps(clean) + "\n")
+
+
+def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: str | Path,
+          resume: bool | str = False) -> Path:
+    """Run (or resume) one training run; returns the last checkpoint directory."""
+    output_dir = Path(output_dir).expanduser()
+    context = distributed_context()
+    device = pick_device(config.device, context)
+    resume_from = _resume_source(resume, output_dir)
+
+    domains: list[Domain] = discover_domains(mixture, config.seed)
+    weights = mixture_weights(mixture, domains)
+    normalization: Normalization = fit_normalization(domains, model_config, mixture.target_domain)
+    state: dict[str, Any] | None = None
+    if resume_from is not None:
+        _, saved_model, saved_normalization, _ = load_checkpoint(resume_from)
+        if saved_model != model_config:
+            raise ConfigError(f"cannot resume {resume_from}: its model config differs from this one; "
+                              "resume with the same model.* settings or start a new output_dir")
+        normalization = saved_normalization
+        state = load_train_state(resume_from)
+
+    train_set = MixtureDataset(domains, model_config, normalization, "train", config.augment)
+    val_set = MixtureDataset(domains, model_config, normalization, "val")
+    sampler = WeightedDomainSampler(train_set.sizes, weights, config.samples_per_epoch, seed=config.seed,
+                                    names=train_set.names, rank=context.rank, world_size=context.world_size)
+
+    torch.manual_seed(config.seed)
+    net = DiffusionPolicyNet(model_config)
+    if config.pretrained and state is None and model_config.encoder != "tiny":
+        load_imagenet_weights(net.encoder, config.pretrained)
+    net.to(device)
+    scheduler = make_scheduler(model_config, "ddpm")
+    loss_module: nn.Module = TrainingLoss(net, scheduler)
+    if context.world_size > 1:
+        loss_module = nn.parallel.DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.steps)
+    ema = EMAModel(net.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3) if config.ema else None
+    step = 0
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        if ema is not None:
+            if "ema" not in state:
+                raise ConfigError(f"{resume_from} was trained without EMA; resume with train.ema=false")
+            ema.load_state_dict(state["ema"])
+            ema.to(device)
+        step = int(state["step"])
+    if step >= config.steps:
+        raise ConfigError(f"the run is already at step {step} >= train.steps={config.steps}; "
+                          "raise train.steps to train longer")
+
+    per_rank_batch = config.batch_size // context.world_size
+    if per_rank_batch < 1:
+        raise ConfigError(f"train.batch_size={config.batch_size} is smaller than the {context.world_size} ranks")
+    loader = DataLoader(train_set, batch_size=per_rank_batch,
+                        sampler=SeededStream(sampler, config.seed, start=step * per_rank_batch),
+                        num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=config.num_workers > 0)
+    metrics_path = output_dir / "metrics.jsonl"
+    last_checkpoint: Path | None = None
+    meta = {
+        "domains": train_set.names,
+        "weights": weights.tolist(),
+        "cotrain_domains": [d.name for d in domains if d.cotrain],
+        "mixture": asdict(mixture),
+        "train": asdict(config),
+    }
+    if context.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "run.json").write_text(json.dumps({"model": asdict(model_config), **meta}, indent=2, default=str))
+
+    def save(at_step: int, extra: dict[str, Any]) -> Path:
+        train_state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                       "lr_schedule": lr_schedule.state_dict(), "step": at_step}
+        if ema is not None:
+            train_state["ema"] = ema.state_dict()
+        path = save_checkpoint(output_dir / "checkpoints" / checkpoint_name(at_step), ema_weights(net, ema),
+                               model_config, normalization, {**meta, "step": at_step, **extra}, train_state)
+        for older in (output_dir / "checkpoints").glob("step_*"):
+            if older != path and (older / TRAIN_STATE_FILE).exists():
+                (older / TRAIN_STATE_FILE).unlink()  # keep every model, but resume state only for the newest
+        return path
+
+    net.train()
+    progress = tqdm(total=config.steps, initial=step, desc="train", disable=not (config.progress and context.is_main),
+                    dynamic_ncols=True)
+    running: list[float] = []
+    for batch in batches(loader, device):
+        generator = step_generator(config.seed, step, context.rank, device)
+        torch.manual_seed(int(generator.initial_seed()) % (2**31))  # dropout: also a function of (seed, step)
+        per_sample = loss_module(batch, generator)
+        loss = per_sample.mean()
+        if not torch.isfinite(loss):
+            raise RemixError(f"training loss became {float(loss)} at step {step}; lower train.lr or check the data "
+                             f"(the last good checkpoint is {last_checkpoint})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        optimizer.step()
+        lr_schedule.step()
+        if ema is not None:
+            ema.step(net.parameters())
+        step += 1
+        running.append(loss.item())
+        progress.update(1)
+        if context.is_main:
+            if step % config.log_every == 0 or step == config.steps:
+                row = {"step": step, "loss": float(np.mean(running)), "lr": lr_schedule.get_last_lr()[0]}
+                for index, name in enumerate(train_set.names):
+                    selected = batch["domain"] == index
+                    if selected.any():
+                        row[f"loss/{name}"] = per_sample[selected].mean().item()
+                _write_metrics(metrics_path, row)
+                progress.set_postfix(loss=f"{row['loss']:.4f}")
+                running.clear()
+            val_metrics: dict[str, float] = {}
+            if step % config.val_every == 0 or step == config.steps:
+                deployed = DiffusionPolicyNet(model_config).to(device)
+                deployed.load_state_dict(ema_weights(net, ema))
+                val_metrics = validate(deployed, val_set, config, device, scheduler)
+                if val_metrics:
+                    _write_metrics(metrics_path, {"step": step, **val_metrics})
+            if step % config.save_every == 0 or step == config.steps:
+                last_checkpoint = save(step, {"val": val_metrics})
+                if metrics_path.exists():
+                    plot_metrics(metrics_path, output_dir / "losses.png")
+        if context.world_size > 1 and (step % config.save_every == 0 or step == config.steps):
+            dist.barrier()
+        if step >= config.steps:
+            break
+    progress.close()
+    if context.world_size > 1:
+        dist.destroy_process_group()
+    return last_checkpoint if last_checkpoint is not None else output_dir / "checkpoints" / checkpoint_name(step)
