@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,13 @@ def run_eval(cfg: DictConfig) -> int:
         finally:
             for policy in policies.values():
                 policy.close()
-        print(to_markdown(build_report(log.trials(sessions=[outcome.session.name]))))
+        rows = log.trials(sessions=[outcome.session.name])
+        if outcome.session.blind:  # keep the operator blind, e.g. when the session is continued later
+            labels = outcome.session.blind_labels
+            rows = [replace(r, policy=f"policy #{labels[r.policy]}", policy_spec="") for r in rows]
+            print("blind session: policies are shown by their blind label; remix-report shows the names",
+                  file=sys.stderr)
+        print(to_markdown(build_report(rows)))
         print(f"session {outcome.session.name!r}: {outcome.trials_run} trial(s) run, {outcome.trials_skipped} already done; "
               f"log {log.path}", file=sys.stderr)
         if outcome.unsettled:

@@ -136,3 +136,14 @@ def test_help_lists_the_settings(tmp_path):
     for name, key in (("remix-eval", "time_limit_s"), ("remix-report", "compare")):
         result = cli(name, "--help", cwd=tmp_path)
         assert result.returncode == 0 and key in result.stdout
+
+
+def test_blind_session_prints_labels_not_names(tmp_path, demo_store):
+    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=1", "blind=true",
+                 f"policies={{expert:'scripted:expert',replay:'replay:{demo_store}#0'}}", "time_limit_s=2",
+                 "operator.kind=scripted", "progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "policy #1" in result.stdout and "policy #2" in result.stdout
+    assert "expert" not in result.stdout and "replay" not in result.stdout
+    named = cli("remix-report", str(tmp_path / "t.sqlite"), "formats=[md]", "plot=false", cwd=tmp_path)
+    assert "| lift_red | 1/1" in named.stdout and "expert" in named.stdout

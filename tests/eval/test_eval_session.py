@@ -148,3 +148,20 @@ def test_unknown_sim_task_is_rejected_before_anything_runs(tmp_path):
 
     with TrialLog.create(tmp_path / "t.sqlite") as log, pytest.raises(RemixError, match="unknown sim task"):
         run(log, SimRobot(), {"p": ConstantPolicy(FORWARD)}, [], tasks=("fold_laundry",))
+
+
+def test_ctrl_c_mid_trial_keeps_finished_trials_and_drops_the_half_trial(tmp_path):
+    class InterruptedOnSecondTrial(ConstantPolicy):
+        def act(self, observation):
+            if self.resets == 2 and self.calls > 12:
+                raise KeyboardInterrupt
+            return super().act(observation)
+
+    robot = MockRobot(control_hz=50.0)
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        with pytest.raises(KeyboardInterrupt):
+            run(log, robot, {"p": InterruptedOnSecondTrial(FORWARD)}, answers_for(1, "s", goals=1) + [""], tasks=("a",))
+        assert robot.events.stops == 2  # once after trial 1, once at the interrupt (before the error went up)
+        assert [(r.trial_index, r.outcome) for r in log.trials()] == [(0, "success")]
+    videos = tmp_path / "t_media" / "s1" / "videos" / "a"
+    assert sorted(p.name for p in videos.iterdir()) == ["p-trial01-a0.mp4"]  # no half-written second video
