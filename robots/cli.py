@@ -1,0 +1,49 @@
+"""`remix-goal`: capture or import the goal image(s) of a task.
+
+    remix-goal robot=widowx task=carrot_to_rack                     # operator arranges, confirms
+    remix-goal robot=franka task=cup_in_bowl goal_pose=[0.5,0,0.2,0,0,0,0]
+    remix-goal robot=sim task=put_red_in_green expert=true         # the sim expert makes the goal
+    remix-goal robot=widowx task=carrot_to_rack load=photo.png     # import an image as the goal
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from remix.cli import hydra_main
+from remix.errors import RemixError
+from remix.operator import make_operator
+from robots.goals import capture_goal, load_goal, save_goal
+from robots.robot import make_robot
+
+
+def run_goal(cfg: DictConfig) -> int:
+    if not cfg.task:
+        raise RemixError("remix-goal needs task=<name>")
+    task = str(cfg.task)
+    robot = make_robot(cfg.robot)
+    if cfg.load:
+        try:
+            cameras = dict(robot.observation_spec.cameras) or None
+        except RemixError:  # a remote robot only knows its cameras once connected; keep the image as is
+            cameras = None
+        observation = load_goal(cfg.load, cameras)
+        record = save_goal(cfg.out, task, observation, robot.name, source=f"file:{cfg.load}", overwrite=bool(cfg.overwrite))
+    else:
+        operator = make_operator(cfg.operator.kind, list(cfg.operator["answers"]), list(cfg.operator["keys"]))
+        if hasattr(robot, "set_task") and cfg.robot.get("_target_") == "robots.sim.SimRobot":
+            robot.set_task(task)  # type: ignore[attr-defined]
+        goal_pose = OmegaConf.to_container(cfg.goal_pose) if cfg.goal_pose is not None else None
+        with robot:
+            observation, source = capture_goal(robot, task, operator, goal_pose=goal_pose, use_expert=bool(cfg.expert),
+                                               seed=cfg.seed)
+            robot.stop()
+        record = save_goal(cfg.out, task, observation, robot.name, source=source, overwrite=bool(cfg.overwrite))
+    print(f"saved goal for {task!r} ({', '.join(observation.images)}) to {record.path}", flush=True)
+    return 0
+
+
+@hydra_main("goal", positional=("task",))
+def goal_main(cfg: DictConfig) -> int:
+    """Capture, confirm and save a task's goal image(s)."""
+    return run_goal(cfg)
