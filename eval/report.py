@@ -92,21 +92,24 @@ class Report:
 
 
 def build_report(rows: Sequence[TrialRow]) -> Report:
-    """Aggregate trial rows into cells and per-robot policy summaries."""
-    robots: list[str] = []
-    tasks: dict[str, list[str]] = {}
-    policies: list[str] = []
+    """Aggregate trial rows into cells and per-robot policy summaries.
+
+    Tasks and policies appear in their sessions' configured order (a blind session runs them shuffled),
+    ties broken by first appearance; robots in order of first appearance.
+    """
+    robots: list[str] = list(dict.fromkeys(r.robot for r in rows))
+    task_position: dict[tuple[str, str], int] = {}
+    policy_position: dict[str, int] = {}
     counts: dict[tuple[str, str, str], dict[str, int]] = {}
     for row in rows:
-        if row.robot not in tasks:
-            robots.append(row.robot)
-            tasks[row.robot] = []
-        if row.task not in tasks[row.robot]:
-            tasks[row.robot].append(row.task)
-        if row.policy not in policies:
-            policies.append(row.policy)
-        key = (row.robot, row.task, row.policy)
-        counts.setdefault(key, {"success": 0, "failure": 0, "robot_fault": 0})[row.outcome] += 1
+        key = (row.robot, row.task)
+        task_position[key] = min(task_position.get(key, row.task_position), row.task_position)
+        policy_position[row.policy] = min(policy_position.get(row.policy, row.policy_position), row.policy_position)
+        cell = counts.setdefault((row.robot, row.task, row.policy), {"success": 0, "failure": 0, "robot_fault": 0})
+        cell[row.outcome] += 1
+    policies = sorted(policy_position, key=policy_position.__getitem__)  # stable: ties keep first-seen order
+    tasks = {robot: tuple(sorted((t for r, t in task_position if r == robot), key=lambda t, r=robot: task_position[(r, t)]))
+             for robot in robots}
     cells = {key: Cell(*key, c["success"], c["failure"], c["robot_fault"]) for key, c in counts.items()}
     summaries = {}
     for robot in robots:
@@ -117,7 +120,7 @@ def build_report(rows: Sequence[TrialRow]) -> Report:
             summaries[(robot, policy)] = Summary(
                 robot, policy, mean_stderr([c.rate for c in robot_cells]),
                 sum(c.successes for c in robot_cells), sum(c.trials for c in robot_cells))
-    return Report(tuple(robots), {r: tuple(t) for r, t in tasks.items()}, tuple(policies), cells, summaries, len(rows))
+    return Report(tuple(robots), tasks, tuple(policies), cells, summaries, len(rows))
 
 
 def compare(report: Report, policy_a: str, policy_b: str) -> Comparison:

@@ -197,6 +197,8 @@ class TrialRow:
     notes: str
     goal_image_path: str | None
     video_path: str | None
+    task_position: int = 0  # the task's place in its session's configured order
+    policy_position: int = 0  # the policy's place in its session's configured order
 
 
 def _blob(array: np.ndarray) -> bytes:
@@ -486,8 +488,10 @@ class TrialLog:
         rows = self._db.execute(
             "SELECT tr.id, s.name, s.robot, t.name, p.name, p.spec, tr.trial_index, tr.attempt, tr.seed, tr.started_at,"
             " tr.ended_at, tr.duration_s, tr.steps, tr.outcome, tr.end_reason, tr.labelled_by, tr.operator, tr.notes,"
-            " tr.goal_image_path, tr.video_path FROM trials tr JOIN sessions s ON s.id=tr.session_id"
+            " tr.goal_image_path, tr.video_path, st.position, sp.position FROM trials tr JOIN sessions s ON s.id=tr.session_id"
             " JOIN tasks t ON t.id=tr.task_id JOIN policies p ON p.id=tr.policy_id"
+            " JOIN session_tasks st ON st.session_id=tr.session_id AND st.task_id=tr.task_id"
+            " JOIN session_policies sp ON sp.session_id=tr.session_id AND sp.policy_id=tr.policy_id"
             f" {where} ORDER BY tr.started_at, tr.id", params).fetchall()
         return [TrialRow(*row) for row in rows]
 
