@@ -58,9 +58,10 @@ def policy_handlers(policy: Policy, spec: str) -> dict[str, Any]:
     return {"info": lambda: info, "reset": reset, "act": act}
 
 
-def serve_policy(policy: Policy, spec: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> RpcServer:
-    """Start serving `policy` on a background thread; close the returned server to stop."""
-    return RpcServer(policy_handlers(policy, spec), host=host, port=port, token=token).start()
+def policy_server(policy: Policy, spec: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> RpcServer:
+    """An RpcServer exposing `policy` (not yet serving): `with policy_server(...) as server:` serves
+    on a background thread until the block ends; `server.serve_forever()` serves in the foreground."""
+    return RpcServer(policy_handlers(policy, spec), host=host, port=port, token=token)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -75,7 +76,7 @@ def main(cfg: DictConfig) -> int:
     options = {k: v for k, v in OmegaConf.to_container(cfg.inference, resolve=True).items() if v is not None}
     spec = str(cfg.policy)
     policy = load_policy(spec, **(options if not spec.startswith(("replay:", "scripted:", "tcp://")) else {}))
-    server = RpcServer(policy_handlers(policy, spec), host=cfg.host, port=int(cfg.port), token=cfg.token or None)
+    server = policy_server(policy, spec, host=cfg.host, port=int(cfg.port), token=cfg.token or None)
     print(f"serving {spec} at {server.address} (Ctrl-C to stop)", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -93,7 +93,8 @@ def test_loss_masks_padded_steps_and_sampling_is_seeded_and_clipped():
     loss = diffusion_loss(net, scheduler, condition, actions, valid, torch.Generator().manual_seed(0))
     assert loss.shape == (2,) and torch.isfinite(loss).all()
     zero_net = lambda noisy, t, c: torch.zeros_like(noisy)  # noqa: E731 - error = the noise itself
-    masked = diffusion_loss(zero_net, scheduler, condition, actions, valid, torch.Generator().manual_seed(0))
+    epsilon = make_scheduler(ModelConfig(**{**TINY.__dict__, "prediction_type": "epsilon"}), "ddpm")
+    masked = diffusion_loss(zero_net, epsilon, condition, actions, valid, torch.Generator().manual_seed(0))
     noise = torch.randn(actions.shape, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(masked[1], (noise[1, 0] ** 2).mean()), "padded steps must not count"
     assert torch.allclose(masked[0], (noise[0] ** 2).mean())

@@ -1,0 +1,165 @@
+"""The training mixture: domains, weights, co-training share, normalization and augmentation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from remix.data.mixture import WeightedDomainSampler
+from remix.data.synthetic import SyntheticDomain, make_synthetic_store
+from remix.errors import ConfigError
+from remix.policy.config import ModelConfig
+from remix.policy.data import (
+    AugmentConfig,
+    MixtureConfig,
+    MixtureDataset,
+    SeededStream,
+    discover_domains,
+    fit_normalization,
+    image_transform,
+    mixture_weights,
+)
+
+MODEL = ModelConfig(encoder="tiny", image_size=(16, 16), horizon=3)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stores")
+    make_synthetic_store(root / "metres.zarr", SyntheticDomain("metres", num_episodes=6, episode_length=5, image_size=16))
+    make_synthetic_store(root / "centimetres.zarr",
+                         SyntheticDomain("centimetres", num_episodes=4, episode_length=5, image_size=16, action_scale=100))
+    make_synthetic_store(root / "scenes.zarr", SyntheticDomain("scenes", num_episodes=6, episode_length=4, image_size=16,
+                                                               scenes=("sink", "stove", "table")))
+    make_synthetic_store(root / "mine.zarr", SyntheticDomain("mine", num_episodes=3, episode_length=5, image_size=16))
+    return root
+
+
+def _weights(config):
+    return dict(zip([d.name for d in discover_domains(config)], mixture_weights(config, discover_domains(config))))
+
+
+def test_weights_by_size_uniform_explicit_and_file_with_a_cotrain_share(stores, tmp_path):
+    pre = (str(stores / "metres.zarr"), str(stores / "centimetres.zarr"))
+    co = (str(stores / "mine.zarr"),)
+    by_size = _weights(MixtureConfig(stores=pre, cotrain=co, val_fraction=0.0))
+    assert by_size == pytest.approx({"metres": 0.95 * 30 / 50, "centimetres": 0.95 * 20 / 50, "mine": 0.05})
+    uniform = _weights(MixtureConfig(stores=pre, cotrain=co, weights="uniform", cotrain_share=0.2, val_fraction=0.0))
+    assert uniform == pytest.approx({"metres": 0.4, "centimetres": 0.4, "mine": 0.2})
+    explicit = _weights(MixtureConfig(stores=pre, weights={"metres": 1, "centimetres": 3}, val_fraction=0.0))
+    assert explicit == pytest.approx({"metres": 0.25, "centimetres": 0.75})
+    file = tmp_path / "weights.json"
+    file.write_text(json.dumps({"domains": ["metres", "centimetres"], "weights": [0.9, 0.1]}))
+    assert _weights(MixtureConfig(stores=pre, weights=str(file), val_fraction=0.0)) == pytest.approx(
+        {"metres": 0.9, "centimetres": 0.1})
+    file.write_text(json.dumps({"weights": {"metres": 0.2, "centimetres": 0.8}, "step": 100}))
+    assert _weights(MixtureConfig(stores=pre, weights=str(file), val_fraction=0.0))["centimetres"] == pytest.approx(0.8)
+
+
+def test_domains_from_a_per_episode_field(stores):
+    config = MixtureConfig(stores=(str(stores / "scenes.zarr"),), domain_field="scene", weights="uniform",
+                           val_fraction=0.0)
+    domains = discover_domains(config)
+    assert [d.name for d in domains] == ["sink", "stove", "table"]
+    assert [list(d.train_episodes) for d in domains] == [[0, 3], [1, 4], [2, 5]]
+
+
+def test_subset_keeps_only_the_listed_episodes(stores, tmp_path):
+    subset = tmp_path / "subset.json"
+    subset.write_text(json.dumps({"episodes": {"metres": [1, 4], "centimetres": [0]}}))
+    config = MixtureConfig(stores=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
+                           subset=str(subset), val_fraction=0.0)
+    assert [list(d.train_episodes) for d in discover_domains(config)] == [[1, 4], [0]]
+
+
+def test_sampling_matches_the_requested_weights_and_cotrain_share(stores):
+    config = MixtureConfig(stores=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
+                           cotrain=(str(stores / "mine.zarr"),), weights={"metres": 0.3, "centimetres": 0.7},
+                           val_fraction=0.0)
+    domains = discover_domains(config)
+    weights = mixture_weights(config, domains)
+    n = 40_000
+    sampler = WeightedDomainSampler([d.num_train_steps for d in domains], weights, n, seed=1,
+                                    names=[d.name for d in domains])
+    counts = np.bincount(sampler.domain_of(np.fromiter(iter(sampler), dtype=np.int64)), minlength=3)
+    expected = np.array([0.95 * 0.3, 0.95 * 0.7, 0.05])
+    sigma = np.sqrt(n * expected * (1 - expected))
+    assert np.all(np.abs(counts - n * expected) < 4 * sigma), (counts / n, expected)
+
+
+def test_bad_mixture_configs_are_clear_errors(stores, tmp_path):
+    metres = str(stores / "metres.zarr")
+    with pytest.raises(ConfigError, match="no training data"):
+        MixtureConfig()
+    with pytest.raises(ConfigError, match="cotrain_share"):
+        MixtureConfig(stores=(metres,), cotrain_share=1.5)
+    with pytest.raises(ConfigError, match="missing \\[\\], unknown \\['bridge'\\]"):
+        _weights(MixtureConfig(stores=(metres,), weights={"metres": 1, "bridge": 2}))
+    with pytest.raises(ConfigError, match="neither size, uniform"):
+        _weights(MixtureConfig(stores=(metres,), weights="runs/missing/weights.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        _weights(MixtureConfig(stores=(metres,), weights=str(bad)))
+    with pytest.raises(ConfigError, match="no per-episode field 'kitchen'"):
+        discover_domains(MixtureConfig(stores=(metres,), domain_field="kitchen"))
+    with pytest.raises(ConfigError, match="both named"):
+        discover_domains(MixtureConfig(stores=(metres, metres)))
+    with pytest.raises(ConfigError, match="target_domain='nope'"):
+        fit_normalization(discover_domains(MixtureConfig(stores=(metres,))), MODEL, "nope")
+    with pytest.raises(ConfigError, match="cameras every store has"):
+        domains = discover_domains(MixtureConfig(stores=(metres,)))
+        MixtureDataset(domains, ModelConfig(encoder="tiny", cameras=("wrist",)), fit_normalization(domains, MODEL, None))
+
+
+def test_per_domain_normalization_puts_units_on_one_scale(stores):
+    config = MixtureConfig(stores=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
+                           cotrain=(str(stores / "mine.zarr"),), val_fraction=0.0)
+    domains = discover_domains(config)
+    normalization = fit_normalization(domains, MODEL, None)
+    assert normalization.target_domain == "mine"  # the co-training robot is the default target
+    dataset = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(enabled=False))
+    per_domain = {name: [] for name in dataset.names}
+    for index in range(len(dataset)):
+        item = dataset[index]
+        per_domain[dataset.names[int(item["domain"])]].append(item["action"][0].numpy())
+    metres, centimetres = np.stack(per_domain["metres"]), np.stack(per_domain["centimetres"])
+    assert np.allclose(metres[:, :6].std(0), 1, atol=0.35) and np.allclose(centimetres[:, :6].std(0), 1, atol=0.35)
+    assert set(np.unique(centimetres[:, 6])) <= {0.0, 1.0}  # gripper left as recorded
+    raw = np.array([0.01, -0.02, 0.03, 0.1, 0.0, -0.1, 1.0], np.float32)
+    back = normalization.unnormalize_actions(normalization.normalize_actions(raw, "mine"), "mine")
+    stats = normalization.actions.stats["mine"]
+    np.testing.assert_allclose(back, np.clip(raw, stats.low, stats.high), atol=1e-5)
+
+
+def test_augmentation_is_identical_across_history_and_goal_and_seeded(stores):
+    frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    transform = image_transform(MODEL, AugmentConfig(crop_scale=(0.3, 0.5), hue=0.2))
+    out = transform(torch.from_numpy(np.stack([frame] * 3)).permute(0, 3, 1, 2))
+    assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+
+    config = MixtureConfig(stores=(str(stores / "metres.zarr"),), val_fraction=0.0)
+    domains = discover_domains(config)
+    normalization = fit_normalization(domains, MODEL, None)
+    dataset = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(crop_scale=(0.3, 0.6), hue=0.2))
+    last_step_of_first_episode = 4  # there the newest frame *is* the goal frame
+    item = dataset[(last_step_of_first_episode, 7)]
+    assert torch.equal(item["images"][0, -1], item["goal"][0])
+    first = dataset[(0, 7)]  # at an episode start both history frames are the same frame
+    assert torch.equal(first["images"][0, 0], first["images"][0, 1])
+    assert torch.equal(first["images"], dataset[(0, 7)]["images"])  # seeded
+    assert not torch.equal(first["images"], dataset[(0, 8)]["images"])
+    plain = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(enabled=False))[0]["images"]
+    assert not torch.equal(first["images"], plain)
+
+
+def test_seeded_stream_resumes_exactly(stores):
+    sampler = WeightedDomainSampler([7, 5], [0.5, 0.5], num_samples=10, seed=3)
+    full = SeededStream(sampler, seed=3)
+    head = [item for _, item in zip(range(35), iter(full))]
+    tail = [item for _, item in zip(range(12), iter(SeededStream(sampler, seed=3, start=23)))]
+    assert tail == head[23:35]
+    assert len({seed for _, seed in head}) == 35

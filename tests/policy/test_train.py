@@ -1,0 +1,117 @@
+"""Training end to end on tiny synthetic data: overfitting, checkpoints, resume, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from remix.data import EpisodeStore
+from remix.data.synthetic import SyntheticDomain, make_synthetic_store
+from remix.errors import ConfigError
+from remix.policy import load_policy
+from remix.policy.cli import train_main
+from remix.policy.config import ModelConfig
+from remix.policy.data import AugmentConfig, MixtureConfig
+from remix.policy.train import TrainConfig, train
+from tests.policy.conftest import FakeObservation
+
+MODEL = ModelConfig(encoder="tiny", image_size=(16, 16), horizon=2, embed_dim=64, hidden_dim=256, num_blocks=2,
+                    num_train_timesteps=20, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "demo.zarr"
+    make_synthetic_store(path, SyntheticDomain("demo", num_episodes=2, episode_length=6, image_size=16, action_noise=0.0))
+    return path
+
+
+def _fast(**overrides) -> TrainConfig:
+    values = dict(steps=150, batch_size=12, lr=3e-3, warmup_steps=10, ema_decay=0.99, log_every=25, val_every=1000,
+                  save_every=1000, val_batches=1, progress=False, augment=AugmentConfig(enabled=False))
+    return TrainConfig(**{**values, **overrides})
+
+
+def test_overfits_a_tiny_dataset_and_acts_like_the_demos(store, tmp_path):
+    checkpoint = train(MODEL, MixtureConfig(stores=(str(store),), val_fraction=0.0), _fast(), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert losses[0] > 0.1 and losses[-1] < 0.01, losses
+    assert (tmp_path / "run" / "losses.png").stat().st_size > 0
+
+    demos = EpisodeStore.open(store)
+    policy = load_policy(checkpoint, inference_steps=10, exec_horizon=1)
+    errors, scale = [], []
+    for episode in range(demos.num_episodes):
+        data = demos.read_episode(episode)
+        frames, actions = data["images/cam0"], data["action"]
+        policy.reset(FakeObservation({"cam0": frames[-1]}, data["state"][-1]))
+        for step in range(len(actions)):
+            predicted = policy.act(FakeObservation({"cam0": frames[step]}, data["state"][step]))
+            errors.append(np.abs(predicted - actions[step]))
+            scale.append(np.abs(actions[step]))
+    errors, scale = np.stack(errors), np.stack(scale)
+    assert np.all(errors.mean(0) < 0.15 * scale.mean(0) + 1e-3), (errors.mean(0), scale.mean(0))
+    assert errors[:, 6].max() < 0.2  # the gripper command is right at every step
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(store, tmp_path):
+    mixture = MixtureConfig(stores=(str(store),), val_fraction=0.0)
+    config = _fast(steps=8, save_every=4, log_every=4, augment=AugmentConfig())
+    straight = train(MODEL, mixture, config, tmp_path / "straight")
+    short = TrainConfig(**{**config.__dict__, "steps": 4})
+    train(MODEL, mixture, short, tmp_path / "resumed")
+    with pytest.raises(ConfigError, match="already at step 4"):
+        train(MODEL, mixture, short, tmp_path / "resumed", resume=True)
+    resumed = train(MODEL, mixture, config, tmp_path / "resumed", resume=True)
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    # only the newest checkpoint keeps the (large) resume state; every checkpoint keeps its model
+    root = tmp_path / "resumed" / "checkpoints"
+    assert sorted(p.parent.name for p in root.glob("*/train_state.pt")) == ["step_00000008"]
+    assert sorted(p.parent.name for p in root.glob("*/model.safetensors")) == ["step_00000004", "step_00000008"]
+
+
+def test_validation_reports_per_domain_metrics(tmp_path):
+    make_synthetic_store(tmp_path / "a.zarr", SyntheticDomain("a", num_episodes=4, episode_length=4, image_size=16))
+    make_synthetic_store(tmp_path / "mine.zarr", SyntheticDomain("mine", num_episodes=3, episode_length=4, image_size=16))
+    mixture = MixtureConfig(stores=(str(tmp_path / "a.zarr"),), cotrain=(str(tmp_path / "mine.zarr"),), val_fraction=0.3)
+    checkpoint = train(MODEL, mixture, _fast(steps=4, val_every=4, log_every=2), tmp_path / "run")
+    meta = json.loads((checkpoint / "config.json").read_text())
+    assert meta["meta"]["domains"] == ["a", "mine"]
+    assert meta["meta"]["weights"] == pytest.approx([0.95, 0.05])
+    assert meta["normalization"]["target_domain"] == "mine"
+    assert {"val_loss/a", "val_loss/mine", "val_action_mse/a"} <= set(meta["meta"]["val"])
+
+
+def _run_cli(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["remix-train", *args])
+    try:
+        train_main()
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+def test_cli_trains_and_reports_bad_input_in_one_line(store, tmp_path, monkeypatch, capsys):
+    common = [f"data.stores=[{store}]", "data.val_fraction=0", "model.encoder=tiny", "model.image_size=[16,16]",
+              "train.steps=2", "train.batch_size=4", "train.num_workers=0", "train.progress=false"]
+    assert _run_cli(monkeypatch, str(tmp_path / "run"), *common) == 0
+    assert "final checkpoint" in capsys.readouterr().out
+    assert (tmp_path / "run" / "checkpoints" / "step_00000002" / "model.safetensors").exists()
+
+    assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "model.encoder=resnet99") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("error:") and "resnet99" in err[0]
+    assert _run_cli(monkeypatch, str(tmp_path / "bad"), f"data.stores=[{tmp_path / 'missing.zarr'}]") == 1
+    assert capsys.readouterr().err.startswith("error:")
+    assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "train.lr=-1") == 1
+    assert "train.lr" in capsys.readouterr().err
+    assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "train.colour=red") != 0  # unknown key
