@@ -3,11 +3,12 @@
 Per attempt the robot resets, the operator drives it with a teleop device, and the episode ends with
 an event (keep / discard / re-record from the headset or keys), the step limit, the operator stop key
 or a robot fault. Kept episodes are written to the episode store by the recorder's worker thread, with
-task, domain, operator and start/end timestamps; the count of kept demos for the task is read back
+task, domain, operator, device, start/end timestamps and the scene seed (-1: none); the count of kept demos for the task is read back
 from the store, so a rerun continues where the last one stopped ("12/25 kept").
 
-Control timing: a rate-mode robot (Franka, 10 Hz) gets one action per period on a fixed clock; a
-blocking robot (WidowX) paces the loop itself. Only steps where the operator is driving are recorded
+Control timing: one action per control period on a fixed clock. A rate-mode robot (Franka, 10 Hz)
+needs that clock; a blocking robot (WidowX) already takes about a period per move, and a simulated one
+that returns early is slowed to real time so the operator's hand and the arm stay in step. Only steps where the operator is driving are recorded
 (`record_idle` keeps the others), so clutch pauses do not become "stand still" demonstrations.
 """
 
@@ -26,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from remix.data import EpisodeStore
 from remix.errors import ConfigError, StoreError
 from remix.operator import OperatorInput
-from robots.robot import ControlMode, Robot, RobotFault
+from robots.robot import Robot, RobotFault
 from robots.safety import StopKeyMonitor
 from teleop.device import TeleopDevice, TeleopEvent
 from teleop.preview import CameraPreview
@@ -148,7 +149,7 @@ class DemoCollector:
                 if outcome is Outcome.KEPT:
                     index = recorder.commit(
                         task=s.task, domain=s.domain_name, operator=s.operator, device=self.device.name,
-                        started_at=started, ended_at=time.time(), source="teleop",
+                        started_at=started, ended_at=time.time(), source="teleop", seed=-1 if seed is None else seed,
                     ).result()  # durable from here on
                     result.kept += 1
                     result.kept_episodes.append(index)
@@ -185,7 +186,6 @@ class DemoCollector:
             callback()
         started = time.time()
         recorded = 0
-        rate_mode = self.robot.control_mode is ControlMode.RATE
         period = self.robot.period_s
         next_tick = self.clock()
         with StopKeyMonitor(self.operator, self.robot.stop, keys=s.stop_keys) as monitor:
@@ -211,13 +211,12 @@ class DemoCollector:
                     self.preview.show(observation.images)
                 observation = None
                 self.loop_times.append(self.clock() - tick_start)
-                if rate_mode:
-                    next_tick += period
-                    delay = next_tick - self.clock()
-                    if delay > 0:
-                        time.sleep(delay)
-                    else:
-                        next_tick = self.clock()  # fell behind: do not burst to catch up
+                next_tick += period
+                delay = next_tick - self.clock()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_tick = self.clock()  # fell behind (a slow blocking move): do not burst to catch up
         answer = self.operator.ask(
             f"episode reached {s.max_steps} steps: keep or discard?", choices=["keep", "discard"], default="discard")
         return self._decide(TeleopEvent.KEEP if answer == "keep" else TeleopEvent.DISCARD, recorded), recorded, started

@@ -113,11 +113,11 @@ class ControllerMapper:
         self._orientation = euler_to_matrix(action[3:6]) @ self._orientation
         self._gripper = float(action[6])
 
-    def _event(self, pressed: frozenset[str]) -> TeleopEvent | None:
-        previous, self._previous_pressed = self._previous_pressed, pressed
+    def _event(self, held: frozenset[str], tapped: frozenset[str]) -> TeleopEvent | None:
+        previous, self._previous_pressed = self._previous_pressed, held
         if previous is None:
             return None
-        new = pressed - previous
+        new = (held | tapped) - previous
         c = self.config
         for button, event in ((c.keep_button, TeleopEvent.KEEP), (c.discard_button, TeleopEvent.DISCARD),
                               (c.rerecord_button, TeleopEvent.RERECORD)):
@@ -125,13 +125,17 @@ class ControllerMapper:
                 return event
         return None
 
-    def step(self, reading: ControllerReading | None) -> TeleopCommand:
-        """The action for the newest reading; None means the headset is lost (hold, re-take origins later)."""
+    def step(self, reading: ControllerReading | None, tapped: frozenset[str] = frozenset()) -> TeleopCommand:
+        """The action for the newest reading; None means the headset is lost (hold, re-take origins later).
+
+        `tapped`: buttons pressed in any frame since the previous step (a tap shorter than a control
+        period is an event too); `reading.pressed` is what is held now.
+        """
         if reading is None:
             self._controller_origin = None
             self._previous_pressed = None
             return TeleopCommand(hold_action(self._gripper), engaged=False, connected=False)
-        event = self._event(reading.pressed)
+        event = self._event(reading.pressed, tapped)
         pose = reading.poses.get(self.config.controller)
         if pose is None or not reading.is_pressed(self.config.deadman_button):
             self._controller_origin = None  # released (or controller untracked): hold; origins again on press

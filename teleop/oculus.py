@@ -87,6 +87,7 @@ class OculusReader:
         self._parser = LogcatParser(settings.tag)
         self._lock = threading.Lock()
         self._latest: HeadsetSample | None = None
+        self._pressed_since_take: set[str] = set()
         self._sequence = 0
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,6 +128,18 @@ class OculusReader:
         if sample is None or now - sample.received_monotonic > self.settings.lost_after_s:
             return None
         return sample
+
+    def take(self, now: float | None = None) -> tuple[HeadsetSample | None, frozenset[str]]:
+        """The fresh sample (or None) and every button pressed in any frame since the last `take`.
+
+        The control loop may run slower than the headset (5 Hz WidowX vs ~60 Hz frames): a short
+        button tap between two control steps must still count.
+        """
+        with self._lock:
+            pressed = frozenset(self._pressed_since_take)
+            self._pressed_since_take = set(self._latest.reading.pressed) if self._latest else set()
+        sample = self.fresh(now)
+        return sample, (pressed | sample.reading.pressed) if sample is not None else frozenset()
 
     @property
     def connected(self) -> bool:
@@ -300,3 +313,4 @@ class OculusReader:
         with self._lock:
             self._sequence += 1
             self._latest = HeadsetSample(reading, time.time(), now, self._sequence)
+            self._pressed_since_take.update(reading.pressed)

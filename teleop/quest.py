@@ -40,8 +40,8 @@ class QuestTeleop(TeleopDevice):
         self.mapper.reset(observation.state)
 
     def command(self, observation: Observation, keys: Sequence[str] = ()) -> TeleopCommand:
-        sample = self.reader.fresh()
-        command = self.mapper.step(sample.reading if sample is not None else None)
+        sample, tapped = self.reader.take()
+        command = self.mapper.step(sample.reading if sample is not None else None, tapped)
         key_event = self.event_keys.event(keys)
         if command.event is None and key_event is not None:
             command = replace(command, event=key_event)

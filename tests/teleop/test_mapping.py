@@ -118,6 +118,15 @@ def test_buttons_fire_once_on_press_and_not_when_held_through_a_reset() -> None:
     assert mapper.step(reading(grip=False, buttons=("B", "RJ"))).event is TeleopEvent.RERECORD
 
 
+def test_a_tap_between_two_control_steps_still_fires() -> None:
+    mapper = make_mapper()
+    mapper.step(reading(grip=False))
+    tapped = mapper.step(reading(grip=False), tapped=frozenset({"A"}))  # pressed and released between steps
+    assert tapped.event is TeleopEvent.KEEP
+    assert mapper.step(reading(grip=False, buttons=("A",)), tapped=frozenset({"A"})).event is TeleopEvent.KEEP
+    assert mapper.step(reading(grip=False, buttons=("A",)), tapped=frozenset({"A"})).event is None  # still held
+
+
 def test_lost_headset_holds_and_reengages_without_a_jump() -> None:
     mapper = make_mapper()
     mapper.step(reading())

@@ -59,6 +59,20 @@ def test_reader_streams_latest_pose_and_buttons_and_counts_garbage() -> None:
         assert stats.samples >= 10 and stats.foreign >= 2  # other apps' lines skipped, not counted as errors
 
 
+def test_take_reports_button_taps_shorter_than_a_control_period() -> None:
+    script = HeadsetScript([[Segment(0.3), Segment(0.05, buttons=("B",)), Segment(5.0)]])
+    headset = FakeHeadset(script=script, rate_hz=200)
+    with FakeAdbServer([headset]) as server, OculusReader(settings_for(server)) as reader:
+        reader.wait_for_sample(3.0)
+        script.episode_started()
+        sample, tapped = reader.take()
+        assert "B" not in tapped
+        time.sleep(0.6)  # the tap came and went while nobody looked
+        sample, tapped = reader.take()
+        assert "B" in tapped and not sample.reading.is_pressed("B")
+        assert "B" not in reader.take()[1]  # reported once
+
+
 def test_lost_headset_is_detected_and_stream_reconnects() -> None:
     headset = FakeHeadset(rate_hz=100)
     with FakeAdbServer([headset]) as server, OculusReader(settings_for(server)) as reader:

@@ -1,0 +1,90 @@
+"""Scripted-headset demos on the MuJoCo sim (WidowX and Franka profiles) feed Re-Mix and policy training.
+
+The training modules are imported at the top on purpose: importing torchvision (it loads triton's
+extension) after MuJoCo has opened its EGL context segfaults in this environment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from remix.core.dataset import WindowSpec, prepare_data, resolve_domains
+from remix.data import EpisodeStore
+from remix.operator import ScriptedInput
+from remix.policy.config import ModelConfig
+from remix.policy.data import MixtureConfig, MixtureDataset, discover_domains, fit_normalization
+from teleop.collect import CollectSettings, DemoCollector, open_demo_store
+from teleop.factory import make_teleop
+
+pytest.importorskip("mujoco")
+from robots.sim import SimRobot  # noqa: E402
+
+REACH_DOWN_AND_GRASP = [
+    {"duration": 0.2, "grip": True},
+    {"duration": 1.2, "move": [0.0, -0.05, -0.06], "grip": True},  # forward and down
+    {"duration": 0.4, "rotate": [0.0, 0.3, 0.0], "grip": True},  # twist about up: yaw
+    {"duration": 0.6, "grip": True, "trigger": 1.0},  # close, and let the arm settle
+    {"duration": 0.2, "trigger": 1.0},
+    {"duration": 0.2, "buttons": ["A"]},
+]
+
+
+def collect_sim(robot: SimRobot, path, task: str, num_demos: int) -> EpisodeStore:
+    robot.set_task(task)
+    setup = make_teleop({"kind": "scripted_oculus", "script": [REACH_DOWN_AND_GRASP], "rate_hz": 60.0,
+                         "first_sample_timeout_s": 5.0}, robot)
+    store = open_demo_store(path, robot)
+    with setup.device:
+        DemoCollector(robot, setup.device, store, ScriptedInput(),
+                      CollectSettings(task=task, num_demos=num_demos, seed=7, max_steps=80),
+                      on_episode_start=setup.on_episode_start).run()
+    setup.close()
+    return EpisodeStore.open(path)
+
+
+@pytest.mark.parametrize("profile", ["widowx", "franka"])
+def test_sim_demos_record_the_operators_motion_and_replay(tmp_path, profile) -> None:
+    robot = SimRobot(profile=profile, task="lift_red", cameras={"cam0": (32, 32)})
+    robot.connect()
+    try:
+        store = collect_sim(robot, tmp_path / "sim.zarr", "lift_red", num_demos=1)
+        assert store.num_episodes == 1 and store.robot == f"sim-{profile}" and store.fps == robot.control_hz
+        episode = store.read_episode(0)
+        actions, states = episode["action"].astype(np.float64), episode["state"].astype(np.float64)
+        assert len(actions) >= 0.8 * 2.4 * robot.control_hz  # paced at the control rate, not as fast as the sim runs
+        net = actions[:, :3].sum(axis=0)
+        assert net == pytest.approx([0.06, 0.0, -0.05], abs=3e-3)  # headset -z = forward, -y = down
+        assert actions[:, 5].sum() == pytest.approx(0.3, abs=0.02)  # the twist became a yaw
+        assert actions[-1, 6] == 0.0
+        # replaying the recorded actions from the same scene seed retraces the recorded states
+        robot.reset(seed=int(store.field("seed")[0]))
+        replayed = []
+        for action in actions:
+            replayed.append(robot.get_observation().state.astype(np.float64))
+            robot.send_action(action)
+        assert np.abs(np.array(replayed)[:, :3] - states[:, :3]).max() < 5e-3
+    finally:
+        robot.disconnect()
+
+
+def test_sim_demos_load_in_remix_and_policy_training(tmp_path) -> None:
+    path = tmp_path / "sim.zarr"
+    with SimRobot(profile="widowx", cameras={"cam0": (32, 32)}) as robot:
+        collect_sim(robot, path, "lift_red", num_demos=1)
+        store = collect_sim(robot, path, "put_red_in_green", num_demos=1)
+    domains = resolve_domains([store.path], domain_key="task")
+    assert [d.name for d in domains] == ["lift_red", "put_red_in_green"]
+    data = prepare_data(domains, WindowSpec(n_obs=2, horizon=2, use_state=True, cameras=("cam0",)), n_bins=16,
+                        val_fraction=0.0)
+    batch = data.train.materialize()
+    assert batch["bins"].shape == (store.num_steps, 2, 7) and batch["images/cam0"].shape[1:] == (2, 32, 32, 3)
+
+    model = ModelConfig(cameras=("cam0",), image_size=(32, 32), n_obs=2, horizon=4)
+    policy_domains = discover_domains(MixtureConfig(cotrain=(str(store.path),), val_fraction=0.0))
+    dataset = MixtureDataset(policy_domains, model, fit_normalization(policy_domains, model, None))
+    item = dataset[0]
+    assert [d.name for d in policy_domains] == ["sim"] and dataset.sizes == [store.num_steps]
+    assert item["images"].shape == (1, 2, 3, 32, 32) and item["action"].shape == (4, 7)
+    assert torch.isfinite(item["action"]).all() and len(dataset) == store.num_steps
