@@ -20,7 +20,7 @@ import re
 import shutil
 import sys
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,7 +40,7 @@ from eval.video import TrialVideo, remove_partial_videos
 from remix.errors import RemixError
 from remix.operator import OperatorInput
 from remix.policy import Policy
-from robots.robot import Observation, Robot
+from robots.robot import Observation, Robot, RobotFault
 
 LABEL_CHOICES = {"s": "success", "f": "failure", "r": "robot_fault"}
 
@@ -151,7 +151,7 @@ class EvalSession:
         )
         self.session, self.resumed = log.start_session(spec, blind_labels(list(policies), settings.seed))
         self.media_dir = log.root / f"{log.path.stem}_media" / slug(self.session.name)
-        self._goals: dict[str, Observation] = {}
+        self._goals: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # task -> (image, state if captured)
         self._is_sim: bool | None = None
         self._set_task = getattr(robot, "set_task", None)
         if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
@@ -225,19 +225,15 @@ class EvalSession:
     def _run_trial(self, planned: PlannedTrial, attempt: int) -> str:
         if callable(self._set_task):
             self._set_task(planned.task)
-        goal = self.goal(planned.task)
         seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
         _seed_everything(seed)
         shown = self.shown_name(planned.policy)
         title = f"{planned.task} / {shown} / trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (
             f" (retry {attempt})" if attempt else "")
-        observation = self.robot.reset(seed=seed)
-        if not self.is_sim():
-            self.operator.ask(f"{title}: set up the scene, then press Enter to start "
-                              f"(stop key {stop_keys_text(self.settings.rollout.stop_keys)} ends the trial)", default="")
-            observation = self.robot.get_observation()
-        else:
-            self.operator.say(f"{title}: running")
+        if planned.task not in self._goals:  # before the trial's reset: capturing means arranging the goal scene
+            self._goals[planned.task] = self._goal_image(planned.task)
+        observation = self._prepare(title, seed)
+        goal = self.goal(planned.task, observation)
         video_path = self.video_path(planned, attempt)
         video = TrialVideo(video_path, self.robot.control_hz) if self.settings.record_video else None
         rollout = replace(self.settings.rollout, sim_time=self.is_sim() and self.settings.sim_time)
@@ -261,6 +257,32 @@ class EvalSession:
         self.operator.say(f"{title}: {outcome.replace('_', ' ')} ({describe(result)})")
         return outcome
 
+    def _prepare(self, title: str, seed: int) -> Observation:
+        """Reset, let the operator set the scene (real robots), return the first observation."""
+
+        def prepare() -> Observation:
+            observation = self.robot.reset(seed=seed)
+            if self.is_sim():
+                self.operator.say(f"{title}: running")
+                return observation
+            self.operator.ask(f"{title}: set up the scene, then press Enter to start "
+                              f"(stop key {stop_keys_text(self.settings.rollout.stop_keys)} ends the trial)", default="")
+            return self.robot.get_observation()
+
+        return self._retry_faults(title, prepare)
+
+    def _retry_faults(self, what: str, step: Callable[[], Observation]) -> Observation:
+        """Run a robot step outside a trial; a recovered fault there scores nothing, so just try again."""
+        for tries_left in range(self.settings.max_fault_retries, -1, -1):
+            try:
+                return step()
+            except RobotFault as fault:
+                if not tries_left:
+                    raise RemixError(f"{what}: the robot keeps faulting outside a trial ({fault}); fix the robot, "
+                                     "then rerun the same command to resume") from None
+                self.operator.say(f"{what}: robot fault while resetting ({fault}); trying again")
+        raise AssertionError("unreachable")
+
     def _label(self, title: str, result: RolloutResult) -> tuple[str, str, str]:
         """(outcome, who labelled it, notes). A fault labels itself; the sim's predicate labels sim trials."""
         if result.end_reason == END_ROBOT_FAULT:
@@ -282,27 +304,37 @@ class EvalSession:
         stored = self.log.goal_image(self.session, task)
         return stored if stored is not None else self.media_dir / "goals" / f"{slug(task)}.png"
 
-    def goal(self, task: str) -> Observation:
-        """The task's goal observation: kept from earlier in the session, loaded from a PNG, or captured."""
-        if task in self._goals:
-            return self._goals[task]
+    def goal(self, task: str, first_observation: Observation) -> Observation:
+        """The task's goal observation: kept from earlier in the session, loaded from a PNG, or captured.
+
+        A goal loaded from a PNG has no robot state; it borrows the trial's first state (goal-conditioned
+        policies condition on the goal image).
+        """
+        if task not in self._goals:
+            self._goals[task] = self._goal_image(task)
+        image, state = self._goals[task]
+        camera = next(iter(self.robot.observation_spec.cameras))
+        return Observation(images={camera: image},
+                           state=np.asarray(first_observation.state if state is None else state, np.float32),
+                           timestamps={camera: 0.0})
+
+    def _goal_image(self, task: str) -> tuple[np.ndarray, np.ndarray | None]:
         camera = next(iter(self.robot.observation_spec.cameras), None)
         if camera is None:
             raise RemixError(f"robot {self.robot.name!r} has no camera; a goal-conditioned eval needs one")
         stored = self.log.goal_image(self.session, task)
         source = (self.settings.goal_images or {}).get(task)
         target = self.media_dir / "goals" / f"{slug(task)}.png"
+        state = None
         if stored is not None and stored.exists():
             image = _read_png(stored)
-            state = self.robot.get_observation().state
         elif source is not None:
             image = _read_png(Path(source).expanduser())
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(source).expanduser(), target)
             self.log.set_goal_image(self.session, task, target)
-            state = self.robot.get_observation().state
         else:
-            observation = self._capture_goal(task)
+            observation = self._retry_faults(f"goal image for {task}", lambda: self._capture_goal(task))
             image, state = observation.images[camera], observation.state
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
@@ -311,9 +343,7 @@ class EvalSession:
         expected = self.robot.observation_spec.cameras[camera]
         if tuple(image.shape[:2]) != tuple(expected):
             image = cv2.resize(image, (expected[1], expected[0]), interpolation=cv2.INTER_AREA)
-        goal = Observation(images={camera: image}, state=np.asarray(state, np.float32), timestamps={camera: 0.0})
-        self._goals[task] = goal
-        return goal
+        return image, state
 
     def _capture_goal(self, task: str) -> Observation:
         """On a simulator the scripted expert solves the task and its final frame is the goal (hindsight

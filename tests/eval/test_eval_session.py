@@ -165,3 +165,28 @@ def test_ctrl_c_mid_trial_keeps_finished_trials_and_drops_the_half_trial(tmp_pat
         assert [(r.trial_index, r.outcome) for r in log.trials()] == [(0, "success")]
     videos = tmp_path / "t_media" / "s1" / "videos" / "a"
     assert sorted(p.name for p in videos.iterdir()) == ["p-trial01-a0.mp4"]  # no half-written second video
+
+
+def test_a_fault_while_resetting_is_retried_and_is_not_a_trial(tmp_path):
+    goal = write_png(tmp_path / "goal.png", (0, 0, 200))
+    robot = MockRobot(control_hz=50.0)
+    robot.inject("camera_timeout", at_step=0, times=3)  # more failed reads than the robot's own retries
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        _, operator = run(log, robot, {"p": ConstantPolicy(FORWARD)}, answers_for(1, "s"), tasks=("a",), trials=1,
+                          goal_images={"a": str(goal)}, rollout=RolloutSettings(time_limit_s=0.06))
+        assert [(r.attempt, r.outcome) for r in log.trials()] == [(0, "success")]
+    assert any("robot fault while resetting" in m for m in operator.messages)
+
+
+def test_rerunning_with_more_trials_adds_only_the_missing_ones(tmp_path):
+    policies = {"p": ConstantPolicy(FORWARD)}
+    fast = RolloutSettings(time_limit_s=0.06)
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        first_run = answers_for(1, "s", goals=1) * 2  # per task: goal capture, then its one trial
+        run(log, MockRobot(control_hz=50.0), policies, first_run, trials=1, rollout=fast)
+        outcome, _ = run(log, MockRobot(control_hz=50.0), policies, answers_for(4, "f"), trials=3, rollout=fast)
+        assert (outcome.trials_skipped, outcome.trials_run, outcome.session.trials_per_cell) == (2, 4, 3)
+        rows = log.trials()
+        assert sorted((r.task, r.trial_index, r.outcome) for r in rows) == [
+            ("a", 0, "success"), ("a", 1, "failure"), ("a", 2, "failure"),
+            ("b", 0, "success"), ("b", 1, "failure"), ("b", 2, "failure")]
