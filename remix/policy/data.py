@@ -2,8 +2,10 @@
 dataset that turns windows into model inputs.
 
 A domain is one store (named by the store's file stem) or, with `domain_field`, one value of that
-per-episode field inside a store (e.g. Bridge scenes). Pre-training domains share `1 - cotrain_share`
-of the draws according to `weights` (Re-Mix `weights.json`, "size", "uniform" or an explicit mapping);
+per-episode field inside a store (e.g. Bridge scenes), named as the Re-Mix core names them. Pre-training
+domains share `1 - cotrain_share` of the draws according to `weights` (Re-Mix `weights.json`, "size",
+"uniform" or an explicit mapping; with `subset`, the subset stores written by remix-subset and, by
+default, the exact Re-Mix weights recorded with them, as the paper trains on subsets);
 every co-training store is a domain of its own and together they get `cotrain_share` (size-weighted
 among themselves). Draws go through the Re-Mix core's `WeightedDomainSampler`, so "train on weights
 w" means the same thing here as in the DRO stage.
@@ -27,6 +29,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import v2
 
+from remix.core.run import load_weights
 from remix.data import EpisodeStore, WindowSampler, split_episodes
 from remix.data.mixture import WeightedDomainSampler, normalize_weights
 from remix.errors import ConfigError
@@ -40,7 +43,7 @@ class MixtureConfig:
 
     stores: tuple[str, ...] = ()
     domain_field: str | None = None
-    weights: str | Mapping[str, float] = "size"
+    weights: str | Mapping[str, float] | None = None
     cotrain: tuple[str, ...] = ()
     cotrain_share: float = 0.05
     subset: str | None = None
@@ -48,8 +51,10 @@ class MixtureConfig:
     target_domain: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.stores and not self.cotrain:
-            raise ConfigError("no training data: set data.stores=[...] and/or data.cotrain=[...] to episode stores")
+        if not self.stores and not self.cotrain and not self.subset:
+            raise ConfigError("no training data: set data.stores=[...] (or data.subset=...) and/or data.cotrain=[...]")
+        if self.stores and self.subset:
+            raise ConfigError("give either data.stores or data.subset (whose stores are used), not both")
         if not 0.0 <= self.cotrain_share <= 1.0:
             raise ConfigError(f"data.cotrain_share must be in [0, 1], got {self.cotrain_share}")
         if self.cotrain and self.stores and self.cotrain_share in (0.0, 1.0):
@@ -76,9 +81,10 @@ def _store_stem(path: Path) -> str:
 
 
 def read_weights(spec: str | Mapping[str, float], names: Sequence[str], sizes: Sequence[int]) -> np.ndarray:
-    """Weights of the pre-training domains (normalized), from a keyword, a mapping or a JSON file.
+    """Weights of the pre-training domains (normalized), from a keyword, a mapping or a file.
 
-    A JSON file may be `{"weights": {domain: w}}` (what remix-weights writes) or `{domain: w}`.
+    A file is a Re-Mix `weights.json` (or the remix-weights run directory) or a remix-subset
+    `subset.json`, read with the Re-Mix core's `load_weights`.
     """
     if isinstance(spec, Mapping):
         mapping = {str(k): float(v) for k, v in spec.items()}
@@ -88,22 +94,11 @@ def read_weights(spec: str | Mapping[str, float], names: Sequence[str], sizes: S
         return normalize_weights(np.ones(len(names)), len(names))
     else:
         path = Path(str(spec)).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"data.weights={spec!r} is neither size, uniform nor an existing weights.json; "
                               "pass one of those or a mapping {domain: weight}")
-        try:
-            document = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ConfigError(f"weights file {path} is not valid JSON ({error}); re-run remix-weights") from None
-        raw = document.get("weights", document) if isinstance(document, dict) else None
-        if isinstance(raw, list) and isinstance(document.get("domains"), list):
-            raw = dict(zip(document["domains"], raw))
-        if not isinstance(raw, dict):
-            raise ConfigError(f"weights file {path} has no {{domain: weight}} mapping; re-run remix-weights")
-        try:
-            mapping = {str(k): float(v) for k, v in raw.items()}
-        except (TypeError, ValueError):
-            raise ConfigError(f"weights file {path} has non-numeric weights; re-run remix-weights") from None
+        document = load_weights(path)
+        mapping = {str(k): float(v) for k, v in document["weights"].items()}
     missing = [n for n in names if n not in mapping]
     unknown = [n for n in mapping if n not in names]
     if missing or unknown:
@@ -112,24 +107,29 @@ def read_weights(spec: str | Mapping[str, float], names: Sequence[str], sizes: S
     return normalize_weights([mapping[n] for n in names], len(names))
 
 
-def _read_subset(path: str) -> dict[str, set[int]]:
-    """Episodes to keep per domain: JSON `{"episodes": {domain: [episode indices]}}` (remix-subset)."""
-    file = Path(path).expanduser()
+def subset_file(spec: str | Path) -> Path:
+    path = Path(spec).expanduser()
+    return path / "subset.json" if path.is_dir() else path
+
+
+def subset_stores(spec: str | Path) -> tuple[str, ...]:
+    """The subset stores written by remix-subset, found next to its subset.json."""
+    file = subset_file(spec)
     try:
-        document = json.loads(file.read_text())
-        episodes = document["episodes"] if isinstance(document, dict) and "episodes" in document else document
-        return {str(name): {int(e) for e in kept} for name, kept in episodes.items()}
-    except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
-        raise ConfigError(f"subset file {file} is unreadable ({type(error).__name__}); pass the JSON written by "
-                          "remix-subset, {\"episodes\": {domain: [episode, ...]}}") from None
+        written = json.loads(file.read_text())["stores"]
+        stores = [Path(p) for p in written.values()]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{file} is not a remix-subset subset.json ({type(error).__name__}); "
+                          "pass the subset.json (or its directory) written by remix-subset") from None
+    return tuple(str(p if p.exists() else file.parent / p.name) for p in stores)
 
 
 def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
     """Open every store, split it into domains and train/val episodes."""
-    subset = _read_subset(config.subset) if config.subset else None
+    pretrain = subset_stores(config.subset) if config.subset else config.stores
     domains: list[Domain] = []
     stems: dict[str, Path] = {}
-    for cotrain, paths in ((False, config.stores), (True, config.cotrain)):
+    for cotrain, paths in ((False, pretrain), (True, config.cotrain)):
         for raw in paths:
             path = Path(str(raw)).expanduser()
             store = EpisodeStore.open(path, mode="r")
@@ -148,10 +148,6 @@ def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
             else:
                 groups = [(stem, np.ones(store.num_episodes, dtype=bool))]
             for name, mask in groups:
-                if subset is not None and not cotrain:
-                    keep = np.zeros(store.num_episodes, dtype=bool)
-                    keep[[e for e in subset.get(name, ()) if 0 <= e < store.num_episodes]] = True
-                    mask = mask & keep
                 lengths = store.episode_lengths
                 domains.append(Domain(name, path, np.flatnonzero(mask & train_mask), np.flatnonzero(mask & val_mask),
                                       cotrain, int(lengths[mask & train_mask].sum())))
@@ -162,7 +158,7 @@ def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
                           f"{config.domain_field!r} values so each domain has one name")
     empty = [d.name for d in domains if d.num_train_steps == 0]
     if empty:
-        raise ConfigError(f"domains {empty} have no training episodes (after subset/validation split); "
+        raise ConfigError(f"domains {empty} have no training episodes (after the validation split); "
                           "add episodes, lower data.val_fraction or drop them")
     return domains
 
@@ -174,7 +170,8 @@ def mixture_weights(config: MixtureConfig, domains: Sequence[Domain]) -> np.ndar
     weights = np.zeros(len(domains))
     pre_share = 1.0 - config.cotrain_share if co else 1.0
     if pre:
-        pre_w = read_weights(config.weights, [d.name for d in pre], [d.num_train_steps for d in pre])
+        spec = config.weights if config.weights is not None else (subset_file(config.subset) if config.subset else "size")
+        pre_w = read_weights(spec, [d.name for d in pre], [d.num_train_steps for d in pre])
         weights[: len(pre)] = pre_share * pre_w
     if co:
         co_share = config.cotrain_share if pre else 1.0

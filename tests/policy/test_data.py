@@ -10,7 +10,7 @@ import torch
 
 from remix.data.mixture import WeightedDomainSampler
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.errors import ConfigError
+from remix.errors import ConfigError, RemixError
 from remix.policy.config import ModelConfig
 from remix.policy.data import (
     AugmentConfig,
@@ -51,12 +51,13 @@ def test_weights_by_size_uniform_explicit_and_file_with_a_cotrain_share(stores, 
     assert uniform == pytest.approx({"metres": 0.4, "centimetres": 0.4, "mine": 0.2})
     explicit = _weights(MixtureConfig(stores=pre, weights={"metres": 1, "centimetres": 3}, val_fraction=0.0))
     assert explicit == pytest.approx({"metres": 0.25, "centimetres": 0.75})
-    file = tmp_path / "weights.json"
-    file.write_text(json.dumps({"domains": ["metres", "centimetres"], "weights": [0.9, 0.1]}))
-    assert _weights(MixtureConfig(stores=pre, weights=str(file), val_fraction=0.0)) == pytest.approx(
-        {"metres": 0.9, "centimetres": 0.1})
-    file.write_text(json.dumps({"weights": {"metres": 0.2, "centimetres": 0.8}, "step": 100}))
-    assert _weights(MixtureConfig(stores=pre, weights=str(file), val_fraction=0.0))["centimetres"] == pytest.approx(0.8)
+    run = tmp_path / "remix_run"
+    run.mkdir()
+    (run / "weights.json").write_text(json.dumps({"domains": ["metres", "centimetres"],
+                                                  "weights": {"metres": 0.9, "centimetres": 0.1}}))
+    for spec in (run, run / "weights.json"):  # the remix-weights run directory or its weights.json
+        assert _weights(MixtureConfig(stores=pre, weights=str(spec), val_fraction=0.0)) == pytest.approx(
+            {"metres": 0.9, "centimetres": 0.1})
 
 
 def test_domains_from_a_per_episode_field(stores):
@@ -67,12 +68,24 @@ def test_domains_from_a_per_episode_field(stores):
     assert [list(d.train_episodes) for d in domains] == [[0, 3], [1, 4], [2, 5]]
 
 
-def test_subset_keeps_only_the_listed_episodes(stores, tmp_path):
-    subset = tmp_path / "subset.json"
-    subset.write_text(json.dumps({"episodes": {"metres": [1, 4], "centimetres": [0]}}))
-    config = MixtureConfig(stores=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
-                           subset=str(subset), val_fraction=0.0)
-    assert [list(d.train_episodes) for d in discover_domains(config)] == [[1, 4], [0]]
+def test_subset_from_remix_subset_trains_on_its_stores_with_the_exact_weights(stores, tmp_path):
+    from remix.core.subset import run_subset
+
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"domains": ["metres", "centimetres"],
+                                   "weights": {"metres": 0.3, "centimetres": 0.7}}))
+    run_subset(weights, 0.5, tmp_path / "subset",
+               paths=[str(stores / "metres.zarr"), str(stores / "centimetres.zarr")])
+    config = MixtureConfig(subset=str(tmp_path / "subset"), val_fraction=0.0)
+    domains = discover_domains(config)
+    assert [d.name for d in domains] == ["metres", "centimetres"]
+    assert all(d.store.parent == tmp_path / "subset" for d in domains)
+    assert sum(d.num_train_steps for d in domains) < 50
+    assert mixture_weights(config, domains) == pytest.approx([0.3, 0.7])
+    with pytest.raises(ConfigError, match="not both"):
+        MixtureConfig(stores=(str(stores / "metres.zarr"),), subset=str(tmp_path / "subset"))
+    with pytest.raises(ConfigError, match="not a remix-subset"):
+        discover_domains(MixtureConfig(subset=str(weights)))
 
 
 def test_sampling_matches_the_requested_weights_and_cotrain_share(stores):
@@ -102,7 +115,7 @@ def test_bad_mixture_configs_are_clear_errors(stores, tmp_path):
         _weights(MixtureConfig(stores=(metres,), weights="runs/missing/weights.json"))
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(ConfigError, match="not valid JSON"):
+    with pytest.raises(RemixError, match="not a valid weights.json"):
         _weights(MixtureConfig(stores=(metres,), weights=str(bad)))
     with pytest.raises(ConfigError, match="no per-episode field 'kitchen'"):
         discover_domains(MixtureConfig(stores=(metres,), domain_field="kitchen"))
