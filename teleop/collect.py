@@ -188,6 +188,7 @@ class DemoCollector:
         recorded = 0
         period = self.robot.period_s
         next_tick = self.clock()
+        connected = True
         with StopKeyMonitor(self.operator, self.robot.stop, keys=s.stop_keys) as monitor:
             for _ in range(s.max_steps):
                 if monitor.triggered.is_set():
@@ -197,6 +198,11 @@ class DemoCollector:
                     if observation is None:
                         observation = self.robot.get_observation()
                     command = self.device.command(observation, monitor.take_keys())
+                    if command.connected != connected:
+                        connected = command.connected
+                        self.operator.say(f"{self.device.name} input back: grip again to move" if connected else
+                                          f"{self.device.name} input lost: holding still (wake the headset, check "
+                                          "the cable); the episode continues when it is back")
                     if command.event is not None:
                         return self._decide(command.event, recorded), recorded, started
                     applied = self.robot.send_action(command.action)

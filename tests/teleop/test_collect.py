@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -180,3 +181,38 @@ def test_recording_does_not_block_the_loop(tmp_path) -> None:
         assert recorder.commit(task="t").result(timeout=5) == 0
         recorder.close()
     assert len(EpisodeStore.open(tmp_path / "slow.zarr").read_episode(0)["action"]) == 10
+
+
+def test_headset_lost_mid_episode_holds_and_resumes_without_a_jump(tmp_path) -> None:
+    from teleop.fake_headset import FakeAdbServer, FakeHeadset, HeadsetScript, Segment
+    from teleop.mapping import MappingConfig
+    from teleop.oculus import AdbSettings, OculusReader
+    from teleop.quest import QuestTeleop
+
+    script = HeadsetScript([[Segment(0.1, grip=True), Segment(2.0, move=(0.0, 0.0, -0.04), grip=True),
+                             Segment(0.3, grip=True), Segment(0.3, buttons=("A",))]])
+    headset = FakeHeadset(script=script, rate_hz=100)
+    operator = ScriptedInput()
+    with FakeAdbServer([headset]) as server, mock() as robot:
+        reader = OculusReader(AdbSettings(adb_port=server.port, lost_after_s=0.2, reconnect_after_s=0.5,
+                                          read_timeout_s=0.05))
+        device = QuestTeleop(reader, MappingConfig(), robot.action_spec, first_sample_timeout_s=5.0)
+
+        def lose_headset_soon() -> None:
+            script.episode_started()
+            threading.Timer(0.6, headset.pause, args=(0.8,)).start()  # taken off for 0.8 s mid-motion
+
+        store = open_demo_store(tmp_path / "lost.zarr", robot)
+        with device:
+            result = DemoCollector(robot, device, store, operator, CollectSettings(task="reach", num_demos=1),
+                                   on_episode_start=[lose_headset_soon]).run()
+    assert result.kept == 1
+    assert any("input lost: holding still" in m for m in operator.messages)
+    assert any("input back" in m for m in operator.messages)
+    episode = EpisodeStore.open(tmp_path / "lost.zarr").read_episode(0)
+    times = episode["timestamp"]
+    assert np.diff(times).max() > 0.5  # no driven steps were recorded while the headset was gone
+    forward = episode["action"][:, 0]
+    # the hand's motion while the headset was lost is not replayed as a jump: origins are re-taken
+    assert forward.max() <= 0.02 + 1e-6
+    assert 0.01 < forward.sum() < 0.04 - 0.01
