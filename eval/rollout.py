@@ -2,8 +2,8 @@
 
 The loop follows the robot's control mode. A blocking robot (WidowX) returns from `send_action` when
 the move is done, so the loop runs as fast as the arm moves. A rate robot (Franka, 10 Hz) returns at
-once, so the loop keeps a fixed period itself (deadline scheduling; a late step is counted, never
-"caught up" with a burst of commands). A simulator advances one period per action whatever the wall
+once, so the loop keeps a fixed period itself (`robots.rate.Rate`: deadlines on a fixed grid; an overrun
+step is counted and skipped ahead, never "caught up" with a burst of commands). A simulator advances one period per action whatever the wall
 clock says, so with `sim_time` the time limit counts simulated seconds and the loop never sleeps.
 Safety stays with the robot layer: clipping, NaN rejection and
 the rate-mode watchdog that holds the arm when the policy stalls. The operator's stop key halts the
@@ -16,7 +16,7 @@ control step (plus the initial frame), so the video plays at the control rate.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ from eval.trial_log import StepRecord
 from eval.video import TrialVideo, tile_frames
 from remix.operator import OperatorInput
 from remix.policy import Policy
+from robots.rate import Rate
 from robots.robot import ControlMode, Observation, Robot, RobotFault
 from robots.safety import StopKeyMonitor
 
@@ -62,7 +63,7 @@ class RolloutResult:
     end_reason: str
     success_predicate: bool | None  # the sim's verdict at the end; None on real robots
     fault: str | None  # the RobotFault message when end_reason == robot_fault
-    late_steps: int  # rate mode: steps that missed their deadline
+    late_steps: int  # rate mode: steps that overran a whole period
     watchdog_trips: int  # rate mode: times the robot held because no action came in time
     frames: int
 
@@ -79,27 +80,25 @@ def run_rollout(
     operator: OperatorInput,
     settings: RolloutSettings,
     video: TrialVideo | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> RolloutResult:
     """Run one trial from `first_observation` (the robot has been reset and the scene set)."""
-    rate_mode = robot.control_mode is ControlMode.RATE
     period = robot.period_s
+    rate = Rate(robot.control_hz) if robot.control_mode is ControlMode.RATE and not settings.sim_time else None
     trips_before = robot.events.watchdog_trips
     steps: list[StepRecord] = []
-    late = 0
     fault: str | None = None
     observation = first_observation
     policy.reset(goal)
     if video is not None:
         video.write(tile_frames(observation.images, settings.video_cameras))
     started_at = time.time()
-    start = clock()
-    deadline = start
+    start = time.monotonic()
+    if rate is not None:
+        rate.reset()
     try:
         with StopKeyMonitor(operator, robot.stop, keys=settings.stop_keys) as monitor:
             while True:
-                elapsed = len(steps) * period if settings.sim_time else clock() - start
+                elapsed = len(steps) * period if settings.sim_time else time.monotonic() - start
                 reason = _end_reason(robot, monitor, elapsed, len(steps), settings)
                 if reason is not None:
                     break
@@ -109,17 +108,11 @@ def run_rollout(
                         reason = END_OPERATOR
                         break
                     applied = robot.send_action(action)
-                    t = (len(steps) + 1) * period if settings.sim_time else clock() - start
+                    t = (len(steps) + 1) * period if settings.sim_time else time.monotonic() - start
                     steps.append(StepRecord(t=t, action=action, applied=np.asarray(applied, np.float32),
                                             state=np.asarray(observation.state, np.float32)))
-                    if rate_mode and not settings.sim_time:
-                        deadline += period
-                        wait = deadline - clock()
-                        if wait > 0:
-                            sleep(wait)
-                        else:
-                            late += 1
-                            deadline = clock()
+                    if rate is not None:
+                        rate.sleep()
                     observation = robot.get_observation()
                 except RobotFault as error:
                     reason, fault = END_ROBOT_FAULT, str(error)
@@ -134,7 +127,7 @@ def run_rollout(
     predicate = _predicate(robot) if reason != END_ROBOT_FAULT else None
     return RolloutResult(
         steps=tuple(steps), started_at=started_at, ended_at=ended_at, end_reason=reason, success_predicate=predicate,
-        fault=fault, late_steps=late, watchdog_trips=robot.events.watchdog_trips - trips_before,
+        fault=fault, late_steps=rate.late_ticks if rate is not None else 0, watchdog_trips=robot.events.watchdog_trips - trips_before,
         frames=video.frames if video is not None else 0,
     )
 

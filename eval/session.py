@@ -9,22 +9,20 @@ Blind mode interleaves the policies in a fresh random order for every round of e
 each only as "policy #k" (k from a random permutation stored with the session), so the operator who
 labels the trial cannot know which method ran.
 
-Media live beside the database: `<db folder>/<db name>_media/<session>/goals/<task>.png` and
-`.../videos/<task>/<policy>-trial<NN>-a<attempt>.mp4`.
+Media live beside the database: `<db folder>/<db name>_media/<session>/goals/<task>/` (a PNG per camera
+and goal.json, as written by `remix-goal`) and `.../videos/<task>/<policy>-trial<NN>-a<attempt>.mp4`.
 """
 
 from __future__ import annotations
 
 import random
 import re
-import shutil
 import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from eval.rollout import (
@@ -40,6 +38,7 @@ from eval.video import TrialVideo, remove_partial_videos
 from remix.errors import RemixError
 from remix.operator import OperatorInput
 from remix.policy import Policy
+from robots.goals import META_NAME, capture_goal, load_goal, save_goal, task_dir
 from robots.robot import Observation, Robot, RobotFault
 
 LABEL_CHOICES = {"s": "success", "f": "failure", "r": "robot_fault"}
@@ -151,11 +150,12 @@ class EvalSession:
         )
         self.session, self.resumed = log.start_session(spec, blind_labels(list(policies), settings.seed))
         self.media_dir = log.root / f"{log.path.stem}_media" / slug(self.session.name)
-        self._goals: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # task -> (image, state if captured)
+        self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None
         self._set_task = getattr(robot, "set_task", None)
-        if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
-            for task in settings.tasks:
+        for task in settings.tasks:
+            task_dir(self.media_dir, task)  # task names name folders: reject odd ones before anything runs
+            if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
                 self._set_task(task)
 
     # ------------------------------------------------------------------------------------------- naming
@@ -226,14 +226,14 @@ class EvalSession:
         if callable(self._set_task):
             self._set_task(planned.task)
         seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
-        _seed_everything(seed)
+        _seed_everything(seed, self.policies[planned.policy])
         shown = self.shown_name(planned.policy)
         title = f"{planned.task} / {shown} / trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (
             f" (retry {attempt})" if attempt else "")
-        if planned.task not in self._goals:  # before the trial's reset: capturing means arranging the goal scene
-            self._goals[planned.task] = self._goal_image(planned.task)
+        goal = self.goal(planned.task)  # before the trial's reset: capturing means arranging the goal scene
+        goal_png = self.goal_path(planned.task)
+        assert goal_png is not None
         observation = self._prepare(title, seed)
-        goal = self.goal(planned.task, observation)
         video_path = self.video_path(planned, attempt)
         video = TrialVideo(video_path, self.robot.control_hz) if self.settings.record_video else None
         rollout = replace(self.settings.rollout, sim_time=self.is_sim() and self.settings.sim_time)
@@ -251,7 +251,7 @@ class EvalSession:
             attempt=attempt, seed=seed, started_at=result.started_at, ended_at=result.ended_at,
             steps=len(result.steps), outcome=outcome, end_reason=result.end_reason, labelled_by=labelled_by,
             operator=self.settings.operator_name, notes=notes,
-            goal_image_path=self.log.relative(self.goal_path(planned.task)),
+            goal_image_path=self.log.relative(goal_png),
             video_path=self.log.relative(written) if written is not None else None,
         ), result.steps)
         self.operator.say(f"{title}: {outcome.replace('_', ' ')} ({describe(result)})")
@@ -300,82 +300,52 @@ class EvalSession:
         return outcome, labelled_by, notes
 
     # ------------------------------------------------------------------------------------------- goals
-    def goal_path(self, task: str) -> Path:
-        stored = self.log.goal_image(self.session, task)
-        return stored if stored is not None else self.media_dir / "goals" / f"{slug(task)}.png"
+    @property
+    def goals_root(self) -> Path:
+        return self.media_dir / "goals"
 
-    def goal(self, task: str, first_observation: Observation) -> Observation:
-        """The task's goal observation: kept from earlier in the session, loaded from a PNG, or captured.
+    def goal_path(self, task: str) -> Path | None:
+        """The goal PNG (first camera) recorded with every trial of `task`."""
+        return self.log.goal_image(self.session, task)
 
-        A goal loaded from a PNG has no robot state; it borrows the trial's first state (goal-conditioned
-        policies condition on the goal image).
+    def goal(self, task: str) -> Observation:
+        """The task's goal: kept from earlier in this session, imported from goal_images, or captured.
+
+        Goals are saved with `robots.goals` (one folder per task with a PNG per camera and goal.json) under
+        this session's media folder, so a resumed session reuses exactly the goal its trials saw.
         """
-        if task not in self._goals:
-            self._goals[task] = self._goal_image(task)
-        image, state = self._goals[task]
-        camera = next(iter(self.robot.observation_spec.cameras))
-        return Observation(images={camera: image},
-                           state=np.asarray(first_observation.state if state is None else state, np.float32),
-                           timestamps={camera: 0.0})
-
-    def _goal_image(self, task: str) -> tuple[np.ndarray, np.ndarray | None]:
-        camera = next(iter(self.robot.observation_spec.cameras), None)
-        if camera is None:
+        if task in self._goals:
+            return self._goals[task]
+        cameras = dict(self.robot.observation_spec.cameras)
+        if not cameras:
             raise RemixError(f"robot {self.robot.name!r} has no camera; a goal-conditioned eval needs one")
-        stored = self.log.goal_image(self.session, task)
+        stored = self.goal_path(task)
         source = (self.settings.goal_images or {}).get(task)
-        target = self.media_dir / "goals" / f"{slug(task)}.png"
-        state = None
-        if stored is not None and stored.exists():
-            image = _read_png(stored)
-        elif source is not None:
-            image = _read_png(Path(source).expanduser())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(source).expanduser(), target)
-            self.log.set_goal_image(self.session, task, target)
+        if stored is not None and (stored.parent / META_NAME).exists():
+            goal = load_goal(stored.parent, cameras)
         else:
-            observation = self._retry_faults(f"goal image for {task}", lambda: self._capture_goal(task))
-            image, state = observation.images[camera], observation.state
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-                raise RemixError(f"cannot write goal image {target}; check that the folder is writable")
-            self.log.set_goal_image(self.session, task, target)
-        expected = self.robot.observation_spec.cameras[camera]
-        if tuple(image.shape[:2]) != tuple(expected):
-            image = cv2.resize(image, (expected[1], expected[0]), interpolation=cv2.INTER_AREA)
-        return image, state
-
-    def _capture_goal(self, task: str) -> Observation:
-        """On a simulator the scripted expert solves the task and its final frame is the goal (hindsight
-        relabeling trains on exactly that); on a real robot the operator arranges the goal scene."""
-        expert = getattr(self.robot, "expert_action", None)
-        if self.is_sim() and callable(expert):
-            self.robot.reset(seed=_stable_hash(self.session.seed, "goal", task) % (2**31))
-            for _ in range(self.settings.max_goal_steps):
-                if self.robot.check_success():
-                    return self.robot.get_observation()
-                self.robot.send_action(expert())
-            if self.robot.check_success():
-                return self.robot.get_observation()
-            raise RemixError(f"the simulator's expert did not reach the goal of task {task!r} in "
-                             f"{self.settings.max_goal_steps} steps; pass goal_images={{{task}: goal.png}}")
-        self.robot.reset()
-        self.operator.ask(f"goal image for task {task!r}: arrange the goal scene (move the arm out of view or to the "
-                          "goal pose), then press Enter to capture", default="")
-        return self.robot.get_observation()
+            if source is not None:
+                goal, how = load_goal(source, cameras), f"file:{source}"
+            else:
+                use_expert = self.is_sim() and callable(getattr(self.robot, "expert_action", None))
+                goal, how = self._retry_faults(f"goal image for {task}", lambda: capture_goal(
+                    self.robot, task, self.operator, use_expert=use_expert, max_expert_steps=self.settings.max_goal_steps,
+                    seed=_stable_hash(self.session.seed, "goal", task) % (2**31)))
+            record = save_goal(self.goals_root, task, goal, self.robot.name, source=how, overwrite=True,
+                               extra={"session": self.session.name})
+            self.log.set_goal_image(self.session, task, record.path / f"{next(iter(cameras))}.png")
+        self._goals[task] = goal
+        return goal
 
 
-def _read_png(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise RemixError(f"goal image {path} does not exist; fix goal_images or delete the entry to capture a new one")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise RemixError(f"goal image {path} is not a readable image; pass a PNG/JPEG")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def _seed_everything(seed: int, policy: Policy) -> None:
+    """Seed what a policy may sample from (diffusion noise), so the logged seed replays the trial.
 
-
-def _seed_everything(seed: int) -> None:
-    """Seed the RNGs a policy may sample from (diffusion noise), so a trial can be replayed."""
+    A policy with its own `seed` (the diffusion policy re-seeds its generator from it at every reset)
+    gets the trial's seed; otherwise every trial would draw the same noise.
+    """
+    if isinstance(getattr(policy, "seed", None), int):
+        policy.seed = seed  # type: ignore[attr-defined]
     random.seed(seed)
     np.random.seed(seed)
     torch = sys.modules.get("torch")

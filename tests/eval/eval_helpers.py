@@ -69,9 +69,12 @@ class ReachXRobot(MockRobot):
         return bool(self.target.position[0] >= self.threshold)
 
 
+GOAL = ["", "y"]  # arrange the goal scene + Enter, then keep the captured image
+
+
 def answers_for(trials: int, label: str, goals: int = 0, note: str = "") -> list[str]:
     """Scripted operator answers: `goals` goal captures, then per trial start/label/note."""
-    return [""] * goals + ["", label, note] * trials
+    return GOAL * goals + ["", label, note] * trials
 
 
 def write_png(path: Path, color: tuple[int, int, int], size: int = 64) -> Path:

@@ -86,7 +86,7 @@ def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store
 
 
 def test_operator_session_through_the_cli(tmp_path, demo_store):
-    answers = '["","",s,"looks good","",f,""]'  # goal capture, then start/label/note per trial
+    answers = '["",y,"",s,"looks good","",f,""]'  # goal capture (arrange, keep), then start/label/note per trial
     result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
                  f"policies={{demo:'replay:{demo_store}#0'}}", "time_limit_s=0.3", "operator.kind=scripted",
                  f"operator.answers={answers}", "operator.name=ann", "session=lab", cwd=tmp_path)

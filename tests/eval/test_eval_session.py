@@ -1,9 +1,10 @@
 """Whole evaluation sessions: mock robot with an operator, simulator labelling itself, blind mode,
 robot-fault retries and resuming an interrupted session."""
 
+import cv2
 import numpy as np
 import pytest
-from eval_helpers import ConstantPolicy, answers_for, write_png
+from eval_helpers import GOAL, ConstantPolicy, answers_for, write_png
 
 from eval.report import build_report
 from eval.rollout import RolloutSettings
@@ -46,10 +47,12 @@ def test_operator_session_on_the_mock_robot(tmp_path):
         assert {r.labelled_by for r in rows} == {"operator"} and {r.operator for r in rows} == {"ann"}
         assert rows[0].notes == "clean" and rows[2].notes == ""
         assert all(r.end_reason == "time_limit" and r.steps >= 3 for r in rows)
-        # goal images live beside the database; task a's is a copy of the given PNG
+        # goal images live beside the database, one folder per task (as remix-goal writes them)
         goal_a = log.resolve(rows[0].goal_image_path)
-        assert goal_a.parent == tmp_path / "t_media" / "s1" / "goals" and goal_a.read_bytes() == goal_png.read_bytes()
-        assert log.resolve(rows[4].goal_image_path).name == "b.png" and log.resolve(rows[4].goal_image_path).exists()
+        assert goal_a == tmp_path / "t_media" / "s1" / "goals" / "a" / "cam0.png" and (goal_a.parent / "goal.json").exists()
+        assert np.abs(cv2.imread(str(goal_a))[..., ::-1].astype(int) - [250, 10, 10]).max() <= 2
+        goal_b = log.resolve(rows[4].goal_image_path)
+        assert goal_b == tmp_path / "t_media" / "s1" / "goals" / "b" / "cam0.png" and goal_b.exists()
         assert np.abs(policies["fwd"].goals[0].images["cam0"].astype(int) - [250, 10, 10]).max() <= 2
         for row in rows:  # a video per trial with one frame per control step plus the first
             assert len(read_video_frames(log.resolve(row.video_path))) == row.steps + 1
@@ -82,7 +85,7 @@ def test_blind_mode_hides_names_and_interleaves(tmp_path):
 
 def test_robot_fault_is_retried_under_the_same_trial_index(tmp_path):
     robot = MockRobot(control_hz=50.0, faults={"reflex": [2]})  # the first trial faults at its 2nd command
-    answers = [""] + ["", "note: arm stopped"] + answers_for(2, "s")
+    answers = GOAL + ["", "note: arm stopped"] + answers_for(2, "s")
     with TrialLog.create(tmp_path / "t.sqlite") as log:
         run(log, robot, {"p": ConstantPolicy(FORWARD)}, answers, tasks=("a",), rollout=RolloutSettings(time_limit_s=0.1))
         rows = log.trials()
@@ -93,7 +96,7 @@ def test_robot_fault_is_retried_under_the_same_trial_index(tmp_path):
 
 def test_repeated_faults_give_up_after_the_retry_budget(tmp_path):
     robot = MockRobot(control_hz=50.0, faults={"reflex": [1, 1]})  # trial 1 faults on both attempts
-    answers = [""] + ["", ""] * 2 + answers_for(1, "s")
+    answers = GOAL + ["", ""] * 2 + answers_for(1, "s")
     with TrialLog.create(tmp_path / "t.sqlite") as log:
         outcome, _ = run(log, robot, {"p": ConstantPolicy(FORWARD)}, answers, tasks=("a",),
                          max_fault_retries=1, rollout=RolloutSettings(time_limit_s=0.1))
@@ -109,7 +112,7 @@ def test_interrupted_session_resumes_where_it_stopped(tmp_path):
             run(log, MockRobot(control_hz=50.0), policies, answers_for(3, "s", goals=1) + [""])
         assert len(log.trials()) == 3
     with TrialLog.create(path) as log:
-        resume_answers = answers_for(1, "f") + [""] + answers_for(4, "f")  # a/back/2, then task b's goal, ...
+        resume_answers = answers_for(1, "f") + GOAL + answers_for(4, "f")  # a/back/2, then task b's goal, ...
         outcome, operator = run(log, MockRobot(control_hz=50.0), policies, resume_answers)
         assert outcome.resumed and outcome.trials_skipped == 3 and outcome.trials_run == 5
         rows = log.trials()
@@ -117,7 +120,7 @@ def test_interrupted_session_resumes_where_it_stopped(tmp_path):
         assert [r.outcome for r in rows[:3]] == ["success"] * 3 and {r.outcome for r in rows[3:]} == {"failure"}
         assert any("resuming" in m for m in operator.messages)
         # the goal of task a was kept from the first run: only task b's goal was asked for
-        assert sum("goal image" in p for p in operator.prompts) == 1
+        assert sum("arrange the goal scene" in p for p in operator.prompts) == 1
         with pytest.raises(RemixError, match="different settings"):
             run(log, MockRobot(control_hz=50.0), policies, [], tasks=("a",))
 
@@ -190,3 +193,19 @@ def test_rerunning_with_more_trials_adds_only_the_missing_ones(tmp_path):
         assert sorted((r.task, r.trial_index, r.outcome) for r in rows) == [
             ("a", 0, "success"), ("a", 1, "failure"), ("a", 2, "failure"),
             ("b", 0, "success"), ("b", 1, "failure"), ("b", 2, "failure")]
+
+
+def test_each_trial_seeds_the_policy_with_its_logged_seed(tmp_path):
+    class Seeded(ConstantPolicy):
+        seed = 0
+
+        def reset(self, goal):
+            super().reset(goal)
+            self.seen.append(self.seed)
+
+    policy = Seeded(FORWARD)
+    policy.seen = []
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        run(log, MockRobot(control_hz=50.0), {"p": policy}, answers_for(3, "s", goals=1), tasks=("a",), trials=3,
+            rollout=RolloutSettings(time_limit_s=0.06))
+        assert policy.seen == [r.seed for r in log.trials()] and len(set(policy.seen)) == 3
