@@ -6,12 +6,16 @@ The release leaves this to the user reading logs; the paper shows (Fig. 4) that 
 The rule, with evaluations at steps s_0 < s_1 < ... and per-domain train NLL u_d(k), val NLL v_d(k):
 
     best_d(k)  = the eval index j <= k with the lowest val NLL v_d(j) so far
+    gap_d(k)   = v_d(k) - u_d(k)                             (how much better it does on data it trained on)
     overfit_d(k) holds when both
-        v_d(k) > v_d(best) * (1 + tolerance)                 (val NLL rose above its best by > tolerance)
-        gap_d(k) > gap_d(best) + tolerance * v_d(best)        (the train/val gap v - u widened by as much:
-                                                              it is overfitting, not the whole run getting worse)
+        v_d(k) >= v_d(best)                                  (val NLL has not improved since its best)
+        gap_d(k) > gap_d(best) + tolerance * v_d(best)       (yet train NLL kept falling: the gap widened)
     onset_d    = the first k starting a run of `patience` consecutive evals with overfit_d
     chosen     = the last eval index before min_d onset_d   (the last eval if no domain overfits)
+
+So a domain has started to overfit once it keeps getting better on its training episodes but not on
+its held-out ones (memorisation, e.g. of a pure-noise domain whose val NLL just stays flat), while a
+run whose train and val losses rise together is not called overfitting.
 
 Because an onset can only be the *first* such run, the choice is final as soon as one onset is
 confirmed, so training can stop there (`SelectionResult.final`).
@@ -44,10 +48,9 @@ def _onset(train: np.ndarray, val: np.ndarray, tolerance: float, patience: int) 
     for k in range(len(val)):
         if val[k] < val[best]:
             best = k
-        rose = val[k] > val[best] * (1.0 + tolerance)
-        margin = tolerance * val[best]
-        widened = (val[k] - train[k]) - (val[best] - train[best]) > margin
-        overfit[k] = rose and widened
+        stalled = val[k] >= val[best]
+        widened = (val[k] - train[k]) - (val[best] - train[best]) > tolerance * val[best]
+        overfit[k] = stalled and widened
     run = 0
     for k, flag in enumerate(overfit):
         run = run + 1 if flag else 0
@@ -84,8 +87,8 @@ def select_checkpoint(
         return SelectionResult(
             steps[-1],
             len(steps) - 1,
-            f"no domain overfit (val NLL never rose >{tolerance:.0%} above its best with a widening "
-            f"train/val gap for {patience} evals); chose the last checkpoint, step {steps[-1]}",
+            f"no domain overfit (no {patience} evals in a row with val NLL above its best while the train/val "
+            f"gap widened by >{tolerance:.0%}); chose the last checkpoint, step {steps[-1]}",
             onsets,
             final=False,
         )
@@ -94,8 +97,8 @@ def select_checkpoint(
     chosen = max(first - 1, 0)
     start = " from the start" if first <= 1 else ""
     reason = (
-        f"domain {', '.join(culprits)} started to overfit{start} at step {steps[first]} (val NLL >{tolerance:.0%} "
-        f"above its best with a widening train/val gap for {patience} evals); chose step {steps[chosen]}, "
-        "the latest checkpoint before that"
+        f"domain {', '.join(culprits)} started to overfit{start} at step {steps[first]} (val NLL above its best "
+        f"while the train/val gap widened by >{tolerance:.0%}, {patience} evals in a row); chose step "
+        f"{steps[chosen]}, the latest checkpoint before that"
     )
     return SelectionResult(steps[chosen], chosen, reason, onsets, final=True)

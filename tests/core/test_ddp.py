@@ -16,7 +16,9 @@ from remix.core.model import DiscretePolicy, OptimConfig, PolicyConfig
 from remix.core.train import DROTrainer, StageConfig
 
 K, STEPS, BATCH, STATE, ACTION, BINS = 3, 6, 24, 5, 3, 8
-CONFIG = PolicyConfig(action_dim=ACTION, n_bins=BINS, n_obs=1, state_dim=STATE, hidden_dims=(32,), state_hidden=16)
+CONFIG = PolicyConfig(
+    action_dim=ACTION, n_bins=BINS, n_obs=1, state_dim=STATE, hidden_dims=(32,), state_hidden=16
+)
 STAGE = StageConfig(steps=STEPS, batch_size=BATCH, log_every=2, optim=OptimConfig(lr=1e-2, warmup_steps=2))
 
 
@@ -31,7 +33,12 @@ def _batches() -> list[dict[str, torch.Tensor]]:
                 "bins": torch.randint(0, BINS, (BATCH, 1, ACTION), generator=g),
                 "valid": torch.ones(BATCH, 1, dtype=torch.bool),
                 # domain 2 is absent from the first half of each batch: ranks see different domain sets
-                "domain": torch.cat([torch.randint(0, 2, (BATCH // 2,), generator=g), torch.randint(0, 3, (BATCH // 2,), generator=g)]),
+                "domain": torch.cat(
+                    [
+                        torch.randint(0, 2, (BATCH // 2,), generator=g),
+                        torch.randint(0, 3, (BATCH // 2,), generator=g),
+                    ]
+                ),
                 "index": torch.arange(BATCH),
             }
         )
@@ -44,12 +51,19 @@ def _run(rank: int, world: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(1)
     proxy = DiscretePolicy(CONFIG)
     dro = GroupDRO([0.5, 0.3, 0.2], DROConfig(eta=1.0, smoothing=0.05, scoring="all"))
-    trainer = DROTrainer(proxy, dro, ["a", "b", "c"], STAGE, DistInfo(rank, world, torch.device("cpu")), reference=reference)
+    trainer = DROTrainer(
+        proxy, dro, ["a", "b", "c"], STAGE, DistInfo(rank, world, torch.device("cpu")), reference=reference
+    )
     per_rank = BATCH // world
     shards = [{k: v[rank * per_rank : (rank + 1) * per_rank] for k, v in b.items()} for b in _batches()]
     result = trainer.run(shards, STEPS)
     params = torch.cat([p.detach().flatten() for p in proxy.parameters()])
-    return {"alpha": dro.alpha, "average": dro.average, "params": params, "log_alpha": torch.tensor([r["alpha/a"] for r in result.log])}
+    return {
+        "alpha": dro.alpha,
+        "average": dro.average,
+        "params": params,
+        "log_alpha": torch.tensor([r["alpha/a"] for r in result.log]),
+    }
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
@@ -69,7 +83,9 @@ def _free_port() -> int:
 
 
 def test_two_gloo_ranks_match_each_other_and_single_process(tmp_path: Path) -> None:
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
     r0 = torch.load(tmp_path / "rank0.pt")
     r1 = torch.load(tmp_path / "rank1.pt")
     single = _run(0, 1)

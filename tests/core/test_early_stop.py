@@ -35,11 +35,21 @@ def test_overfits_from_the_start_picks_first_eval() -> None:
 
 def test_tolerance_and_patience_ignore_noise() -> None:
     train = {"a": DOWN}
-    noisy = [3.0, 2.5, 2.52, 2.2, 2.1, 2.0]  # a 0.8% blip at 300
-    assert select_checkpoint(STEPS, train, {"a": noisy}, tolerance=0.02).step == 600
+    flat_train = {"a": [3.0, 2.5, 2.49, 2.2, 2.1, 2.0]}
+    noisy = [3.0, 2.5, 2.52, 2.2, 2.1, 2.0]  # a blip at 300: gap widens by 0.03 < 2% of 2.5
+    assert select_checkpoint(STEPS, flat_train, {"a": noisy}, tolerance=0.02, patience=1).step == 600
+    assert select_checkpoint(STEPS, flat_train, {"a": noisy}, tolerance=0.001, patience=1).step == 200
     spike = [3.0, 2.5, 2.8, 2.2, 2.1, 2.0]  # one-eval spike, patience 2 ignores it
     assert select_checkpoint(STEPS, train, {"a": spike}, patience=2).step == 600
     assert select_checkpoint(STEPS, train, {"a": spike}, patience=1).step == 200
+
+
+def test_memorisation_with_flat_val_is_overfitting() -> None:
+    # a pure-noise domain: val NLL flat at the marginal entropy, train NLL keeps falling
+    train = {"noise": [3.0, 2.95, 2.8, 2.6, 2.4, 2.2], "clean": DOWN}
+    val = {"noise": [3.0, 3.0, 3.0, 3.01, 3.0, 3.02], "clean": DOWN}
+    r = select_checkpoint(STEPS, train, val, tolerance=0.02, patience=2)
+    assert r.onsets == {"noise": 300, "clean": None} and r.step == 200
 
 
 def test_rising_train_and_val_together_is_not_overfitting() -> None:

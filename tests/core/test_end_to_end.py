@@ -15,10 +15,13 @@ from remix.core.subset import run_subset
 from remix.core.train import ReferenceConfig, StageConfig
 from remix.data.synthetic import SyntheticDomain, make_synthetic_dataset
 
+# Enough windows per domain (5000) that the reference does not memorise the noise domain within the
+# run: that memorisation (reference train NLL below the noise's entropy) is what would give the noise
+# domain a lasting positive excess. Checked over seeds 0-2: noise 0.88-0.92x, clean 1.03-1.08x its size.
 DOMAINS = (
-    SyntheticDomain("clean", num_episodes=80, action_noise=0.05),
-    SyntheticDomain("random", num_episodes=80, pure_noise=True),
-    SyntheticDomain("centimetres", num_episodes=40, action_noise=0.05, action_scale=100.0),
+    SyntheticDomain("clean", num_episodes=200, action_noise=0.05),
+    SyntheticDomain("random", num_episodes=200, pure_noise=True),
+    SyntheticDomain("centimetres", num_episodes=100, action_noise=0.05, action_scale=100.0),
 )
 
 
@@ -29,7 +32,9 @@ def small_settings(out: Path, paths: list[Path], **dro: object) -> WeightsSettin
         actions=ActionSettings(normalization="gaussian", n_bins=32),
         model=ModelSettings(n_obs=1, hidden_dims=(128, 128), state_hidden=64, dropout=0.3),
         reference=ReferenceConfig(
-            stage=StageConfig(steps=1200, batch_size=128, log_every=50, optim=OptimConfig(lr=1e-3, warmup_steps=50)),
+            stage=StageConfig(
+                steps=1200, batch_size=128, log_every=50, optim=OptimConfig(lr=1e-3, warmup_steps=50)
+            ),
             eval_every=100,
             eval_samples=200,
             tolerance=0.01,
@@ -75,4 +80,4 @@ def test_noise_domain_gets_less_than_its_size_share(tmp_path: Path, dataset: lis
 
     plan = run_subset(run / "weights.json", fraction=0.25, out=tmp_path / "subset", seed=0)
     kept = {p.name: p.kept_steps for p in plan}
-    assert sum(kept.values()) == pytest.approx(0.25 * 200 * 25, abs=3 * 25)
+    assert sum(kept.values()) == pytest.approx(0.25 * 500 * 25, abs=3 * 25)
