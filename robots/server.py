@@ -111,12 +111,22 @@ class RobotServer:
             self.close()
 
 
+def _port(value: object, key: str) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a port number; use an integer in 1-65535") from None
+    if not 0 < port <= 65535:
+        raise ConfigError(f"{key}={port} is out of range; use 1-65535")
+    return port
+
+
 def run_server(cfg: DictConfig) -> None:
     if cfg.robot.get("_target_") == "robots.remote.RemoteRobot":
         raise ConfigError("remix-robot-server serves a local backend; choose robot=widowx|franka|mock|sim, not remote")
+    port, stop_port = _port(cfg.port, "port"), None if cfg.stop_port is None else _port(cfg.stop_port, "stop_port")
     with make_robot(cfg.robot) as robot:
-        server = RobotServer(robot, host=cfg.host, port=int(cfg.port), token=cfg.token or None,
-                             stop_port=None if cfg.stop_port is None else int(cfg.stop_port))
+        server = RobotServer(robot, host=str(cfg.host), port=port, token=cfg.token or None, stop_port=stop_port)
         print(f"serving {robot.name} ({robot.control_mode.value}, {robot.control_hz:g} Hz) on {server.rpc.address} "
               f"(stop channel port {server.stop_rpc.port}){'' if cfg.token else ', no token'}; Ctrl-C to stop", flush=True)
         server.serve_forever()

@@ -4,8 +4,9 @@ scripted experts, `widowx` and `franka` profiles.
 Simulation time advances by exactly one control period per `send_action` (both control modes), so runs
 are deterministic for a seed and never depend on the machine's speed; `control_mode` and `control_hz`
 come from the profile (WidowX: blocking at 5 Hz; Franka: rate at 10 Hz) so loops written against the
-sim behave as on the real arm. Renders use MuJoCo's offscreen renderer (MUJOCO_GL=egl headless); one
-renderer per thread because a GL context belongs to the thread that made it.
+sim behave as on the real arm. Renders use MuJoCo's offscreen renderer (MUJOCO_GL=egl headless) on one
+render thread that owns the GL contexts (an EGL context belongs to the thread that made it), so any
+thread (an rpc server, a recorder) can ask for frames.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +100,8 @@ class SimRobot(ArmRobot):
         self._rng = np.random.default_rng(seed)
         self._model = None
         self._data = None
-        self._renderers: dict[tuple[int, int, int], object] = {}
+        self._renderers: dict[tuple[int, int], object] = {}
+        self._render_thread: ThreadPoolExecutor | None = None
         self._phase = "approach"
         self._phase_steps = 0
         self._halted = threading.Event()
@@ -154,14 +157,13 @@ class SimRobot(ArmRobot):
         self._finger_act = [self._model.actuator("left_finger").id, self._model.actuator("right_finger").id]
         self._finger_qpos = [self._model.joint(j).qposadr[0] for j in ("left_finger", "right_finger")]
         self._randomize_scene(self._rng)
+        self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-render")
 
     def _disconnect(self) -> None:
-        for renderer in self._renderers.values():
-            try:
-                renderer.close()  # type: ignore[attr-defined]
-            except Exception:
-                pass
-        self._renderers.clear()
+        if self._render_thread is not None:
+            self._render_thread.submit(self._close_renderers).result()
+            self._render_thread.shutdown(wait=True)
+            self._render_thread = None
 
     def _randomize_scene(self, rng: np.random.Generator) -> None:
         mujoco, model, data = self._mujoco, self._model, self._data
@@ -267,15 +269,25 @@ class SimRobot(ArmRobot):
     # ---------------------------------------------------------------------------------------- rendering
     def _renderer_fn(self, camera: str):
         def render(height: int, width: int) -> np.ndarray:
-            with self._lock:
-                key = (threading.get_ident(), height, width)
-                renderer = self._renderers.get(key)
-                if renderer is None:
-                    renderer = self._renderers[key] = self._mujoco.Renderer(self._model, height, width)
-                renderer.update_scene(self._data, camera=camera)  # type: ignore[attr-defined]
-                return renderer.render().copy()  # type: ignore[attr-defined]
+            if self._render_thread is None:
+                raise HardwareError(f"{self.name} is not connected; use it as a context manager")
+            return self._render_thread.submit(self._render, camera, height, width).result()
 
         return render
+
+    def _render(self, camera: str, height: int, width: int) -> np.ndarray:
+        """Runs on the render thread, which owns every GL context (EGL contexts are bound to one thread)."""
+        with self._lock:
+            renderer = self._renderers.get((height, width))
+            if renderer is None:
+                renderer = self._renderers[(height, width)] = self._mujoco.Renderer(self._model, height, width)
+            renderer.update_scene(self._data, camera=camera)  # type: ignore[attr-defined]
+            return renderer.render().copy()  # type: ignore[attr-defined]
+
+    def _close_renderers(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()  # type: ignore[attr-defined]
+        self._renderers.clear()
 
     # ------------------------------------------------------------------------------------------- expert
     def expert_action(self) -> np.ndarray:

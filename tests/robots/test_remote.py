@@ -85,8 +85,8 @@ def test_server_survives_a_client_vanishing_mid_step() -> None:
     arm.disconnect()
 
 
-def test_sim_extras_are_forwarded() -> None:
-    arm = SimRobot(cameras={})
+def test_sim_extras_are_forwarded_and_rendered_on_the_server_thread() -> None:
+    arm = SimRobot(cameras={"cam0": (32, 32)})
     with serve(arm) as server, RemoteRobot(server.rpc.address, token="tok") as robot:
         robot.set_task("lift_red")
         robot.reset(seed=0)
@@ -95,6 +95,7 @@ def test_sim_extras_are_forwarded() -> None:
             if robot.check_success():
                 break
         assert robot.check_success() is True
+        assert robot.get_observation().images["cam0"].std() > 5, "rendered by a GL context of the server thread"
     arm.disconnect()
 
 
@@ -142,3 +143,5 @@ def test_robot_server_cli_rejects_remote_and_unknown_keys() -> None:
     assert result.returncode == 1 and "error: remix-robot-server serves a local backend" in result.stderr
     result = subprocess.run([*run, "colour=red"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "colour" in result.stderr
+    result = subprocess.run([*run, "port=abc"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "error: port='abc' is not a port number" in result.stderr
