@@ -51,8 +51,8 @@ def run_collect(cfg: DictConfig) -> int:
     operator = make_operator(str(cfg.operator.kind), _str_list(cfg.operator.answers, "operator.answers"),
                              _str_list(cfg.operator["keys"], "operator.keys"))
     robot = make_robot(cfg.robot)
-    store_path = Path(str(cfg.store)).expanduser() if cfg.store else Path("demos") / f"{robot.name}.zarr"
-    with robot:
+    with robot:  # connected first: a remote robot learns its name and specs from its server
+        store_path = Path(str(cfg.store)).expanduser() if cfg.store else Path("demos") / f"{robot.name}.zarr"
         setup = make_teleop(_plain(cfg.teleop), robot)  # validates the teleop config before anything is written
         preview = CameraPreview() if cfg.preview else None
         try:

@@ -117,6 +117,10 @@ class DemoCollector:
                  settings: CollectSettings, on_episode_start: Sequence[Callable[[], None]] = (),
                  preview: CameraPreview | None = None, clock: Callable[[], float] = time.monotonic,
                  progress: bool = False) -> None:
+        clash = device.keys & set(settings.stop_keys)
+        if clash:
+            raise ConfigError(f"keys {sorted(clash)} are both stop keys and teleop keys; change stop_keys or the "
+                              "teleop key bindings")
         self.robot = robot
         self.device = device
         self.store = store

@@ -50,6 +50,11 @@ class TeleopDevice(ABC):
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
 
+    @property
+    def keys(self) -> frozenset[str]:
+        """Operator keys this device reacts to (they must not double as stop keys)."""
+        return frozenset()
+
     def __enter__(self) -> TeleopDevice:
         self.start()
         return self
@@ -77,6 +82,10 @@ class EventKeys:
     keep: str = "1"
     discard: str = "2"
     rerecord: str = "3"
+
+    @property
+    def all(self) -> frozenset[str]:
+        return frozenset((self.keep, self.discard, self.rerecord))
 
     def event(self, keys: Sequence[str]) -> TeleopEvent | None:
         for key in keys:

@@ -47,7 +47,7 @@ class KeyboardTeleop(TeleopDevice):
     name = "keyboard"
 
     def __init__(self, config: KeyboardConfig, action_spec: ActionSpec, event_keys: EventKeys = DEFAULT_EVENT_KEYS) -> None:
-        clash = {event_keys.keep, event_keys.discard, event_keys.rerecord} & (
+        clash = event_keys.all & (
             {key for key, _, _ in config.bindings} | {config.gripper_toggle})
         if clash:
             raise ConfigError(f"keyboard keys {sorted(clash)} are bound to both motion and episode events")
@@ -57,6 +57,10 @@ class KeyboardTeleop(TeleopDevice):
         self.max_rotation = action_spec.max_rotation
         self._bindings = {key: (dim, sign) for key, dim, sign in config.bindings}
         self._gripper = 1.0
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(self._bindings) | {self.config.gripper_toggle} | self.event_keys.all
 
     def begin_episode(self, observation: Observation) -> None:
         self._gripper = float(observation.state[6])

@@ -263,7 +263,7 @@ class OculusReader:
                 if self._device is None:
                     self._device = self._connect()
                     self._reconnects += 1
-                self._device.shell(command, handler=self._consume, timeout=s.read_timeout_s)
+                self._device.shell(command, handler=self._consume, timeout=s.connect_timeout_s)
             except (RuntimeError, OSError, HardwareError) as error:
                 self._connection_error = " ".join(str(error).split())
             # The stream ended or went silent: connect afresh (restarting the app) after a pause.
@@ -280,6 +280,7 @@ class OculusReader:
         s = self.settings
         pending = b""
         last_data = time.monotonic()
+        connection.socket.settimeout(s.read_timeout_s)  # the handshake had connect_timeout_s; reads poll
         try:
             while self._running.is_set():
                 try:

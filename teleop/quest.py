@@ -25,6 +25,10 @@ class QuestTeleop(TeleopDevice):
         self.event_keys = event_keys
         self.first_sample_timeout_s = first_sample_timeout_s
 
+    @property
+    def keys(self) -> frozenset[str]:
+        return self.event_keys.all
+
     def start(self) -> None:
         self.reader.start()
         try:
