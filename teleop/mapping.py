@@ -91,6 +91,7 @@ class ControllerMapper:
         self._controller_origin: np.ndarray | None = None
         self._robot_origin: tuple[np.ndarray, np.ndarray] | None = None
         self._previous_pressed: frozenset[str] | None = None
+        self._last_command: np.ndarray | None = None  # what was asked this step, to spot robot-side clipping
 
     @property
     def engaged(self) -> bool:
@@ -104,14 +105,27 @@ class ControllerMapper:
         self._gripper = float(state[6])
         self._controller_origin = None
         self._robot_origin = None
+        self._last_command = None
         self._previous_pressed = None  # buttons held through the reset do not fire
 
     def applied(self, action: np.ndarray) -> None:
-        """Advance the commanded pose by what the robot applied."""
+        """Advance the commanded pose by what the robot applied.
+
+        When the robot did less than asked (workspace wall, skipped IK step), the robot origin moves by
+        the shortfall: the arm then follows the hand from where it really is, so pulling the hand back
+        from a wall moves the arm at once instead of after a dead zone.
+        """
         action = np.asarray(action, dtype=np.float64)
+        applied_rotation = euler_to_matrix(action[3:6])
         self._position = self._position + action[:3]
-        self._orientation = euler_to_matrix(action[3:6]) @ self._orientation
+        self._orientation = applied_rotation @ self._orientation
         self._gripper = float(action[6])
+        asked, self._last_command = self._last_command, None
+        if asked is None or self._robot_origin is None:
+            return
+        origin_position, origin_orientation = self._robot_origin
+        shortfall_rotation = applied_rotation @ euler_to_matrix(asked[3:6]).T
+        self._robot_origin = (origin_position + action[:3] - asked[:3], shortfall_rotation @ origin_orientation)
 
     def _event(self, held: frozenset[str], tapped: frozenset[str]) -> TeleopEvent | None:
         previous, self._previous_pressed = self._previous_pressed, held
@@ -144,7 +158,8 @@ class ControllerMapper:
             self._controller_origin = np.array(pose, dtype=np.float64)
             self._robot_origin = (self._position.copy(), self._orientation.copy())
         assert self._robot_origin is not None
-        return TeleopCommand(self._action_towards(pose, reading), engaged=True, event=event)
+        self._last_command = self._action_towards(pose, reading)
+        return TeleopCommand(self._last_command.copy(), engaged=True, event=event)
 
     def _action_towards(self, pose: np.ndarray, reading: ControllerReading) -> np.ndarray:
         c = self.config

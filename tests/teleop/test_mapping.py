@@ -137,12 +137,24 @@ def test_lost_headset_holds_and_reengages_without_a_jump() -> None:
     assert back.engaged and np.allclose(back.action[:6], 0.0)
 
 
-def test_clipped_steps_are_caught_up_from_the_applied_feedback() -> None:
+def test_after_a_workspace_wall_the_arm_follows_the_hand_back_at_once() -> None:
     mapper = make_mapper()
     mapper.step(reading())
-    first = mapper.step(reading(offset=(0.0, 0.0, -0.015))).action
-    mapper.applied(np.concatenate([[0.005], first[1:]]))  # the robot clipped at a workspace wall
-    assert mapper.step(reading(offset=(0.0, 0.0, -0.015))).action[0] == pytest.approx(0.01)
+    for _ in range(3):  # the hand pushes 6 cm forward, the robot stops at a wall after 1 cm
+        asked = mapper.step(reading(offset=(0.0, 0.0, -0.06))).action
+        mapper.applied(np.concatenate([[0.01 if _ == 0 else 0.0], asked[1:]]))
+    assert mapper.step(reading(offset=(0.0, 0.0, -0.06))).action[0] == pytest.approx(0.0, abs=1e-9)
+    back = mapper.step(reading(offset=(0.0, 0.0, -0.05))).action  # hand 1 cm back: arm 1 cm back, no dead zone
+    assert back[0] == pytest.approx(-0.01)
+
+
+def test_a_skipped_step_is_not_retried() -> None:
+    mapper = make_mapper()
+    mapper.step(reading())
+    mapper.step(reading(offset=(0.0, 0.0, -0.015)))
+    mapper.applied(np.array([0, 0, 0, 0, 0, 0, 1.0]))  # IK failed: the robot held
+    assert np.allclose(mapper.step(reading(offset=(0.0, 0.0, -0.015))).action[:6], 0.0)
+    assert mapper.step(reading(offset=(0.0, 0.0, -0.02))).action[0] == pytest.approx(0.005)
 
 
 @pytest.mark.parametrize(
