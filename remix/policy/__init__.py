@@ -1,5 +1,11 @@
-"""Policies: the `load_policy` API, replay/scripted policies, and the goal-conditioned diffusion policy."""
+"""Policies: the `load_policy` API, replay/scripted policies, and the goal-conditioned diffusion policy.
+
+The diffusion modules (torchvision, diffusers and, through them, triton) are imported here on
+purpose, not lazily: loading triton's native module *after* MuJoCo has created an EGL context
+segfaults, and rollouts connect a sim robot before they load a checkpoint.
+"""
 
 from remix.policy.base import Policy, ReplayPolicy, ScriptedPolicy, load_policy
+from remix.policy.inference import DiffusionPolicy
 
-__all__ = ["Policy", "ReplayPolicy", "ScriptedPolicy", "load_policy"]
+__all__ = ["DiffusionPolicy", "Policy", "ReplayPolicy", "ScriptedPolicy", "load_policy"]

@@ -1,0 +1,156 @@
+"""Policy speed: inference latency per chunk and per action, and data loader vs training step.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/policy_inference.py [--threads 1] [--repeats 5] [--quick]
+
+Inference (random weights, 224x224, one camera, 2-frame history + goal, chunk of 4):
+  per chunk  = one `predict_chunk` (encoder on both frames + DDIM denoising loop), median of repeats;
+  per action = mean `act()` time over a rollout, with chunk execution (one chunk per 4 actions)
+               and with temporal ensembling (one chunk per action);
+  baselines in the same run: DDPM with all 100 training steps vs DDIM 10, and the encoder alone.
+Data: samples/s of the training DataLoader (augmentation on, synthetic 224x224 store) against the
+model's training throughput (forward + backward, ResNet-18 at 224x224), both at batch 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from remix.data.mixture import WeightedDomainSampler
+from remix.data.synthetic import SyntheticDomain, make_synthetic_store
+from remix.policy.config import ModelConfig
+from remix.policy.data import (
+    AugmentConfig,
+    MixtureConfig,
+    MixtureDataset,
+    discover_domains,
+    fit_normalization,
+)
+from remix.policy.inference import DiffusionPolicy
+from remix.policy.model import DiffusionPolicyNet, diffusion_loss, make_scheduler
+from remix.policy.normalization import Normalization
+
+
+@dataclass(frozen=True)
+class Frame:
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    timestamps: dict[str, float]
+
+
+def frame(rng: np.random.Generator, size: int = 224) -> Frame:
+    return Frame({"cam0": rng.integers(0, 256, (size, size, 3), dtype=np.uint8)}, rng.normal(size=7).astype(np.float32), {})
+
+
+def normalization() -> Normalization:
+    rng = np.random.default_rng(0)
+    actions = np.concatenate([rng.normal(0, 0.02, (500, 6)), rng.integers(0, 2, (500, 1))], axis=1)
+    return Normalization.fit({"robot": actions}, {"robot": rng.normal(size=(500, 7))}, (6,), 5.0, "robot")
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of `fn()` over `repeats` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def inference(encoder: str, repeats: int) -> None:
+    config = ModelConfig(encoder=encoder, image_size=(224, 224), horizon=4)
+    net = DiffusionPolicyNet(config)
+    rng = np.random.default_rng(0)
+    ddim = DiffusionPolicy(net, normalization(), sampler="ddim", inference_steps=10)
+    ddpm = DiffusionPolicy(net, normalization(), sampler="ddpm")
+    for policy in (ddim, ddpm):
+        policy.reset(frame(rng))
+        policy.act(frame(rng))
+    chunk_ddim = timed(ddim.predict_chunk, repeats)
+    chunk_ddpm = timed(ddpm.predict_chunk, max(2, repeats // 2))
+    images = torch.zeros(1, 1, 2, 3, 224, 224, dtype=torch.uint8)
+    goal = torch.zeros(1, 1, 3, 224, 224, dtype=torch.uint8)
+    with torch.no_grad():
+        encode = timed(lambda: net.encode(images, goal), repeats)
+
+    def rollout(execution: str, steps: int) -> float:
+        policy = DiffusionPolicy(net, normalization(), execution=execution)
+        frames = [frame(rng) for _ in range(steps)]
+        policy.reset(frames[0])
+        start = time.perf_counter()
+        for observation in frames:
+            policy.act(observation)
+        return (time.perf_counter() - start) / steps
+
+    per_action_chunk = rollout("chunk", 4 * max(2, repeats // 2))
+    per_action_ensemble = rollout("ensemble", max(4, repeats))
+    params = sum(p.numel() for p in net.parameters()) / 1e6
+    print(f"{encoder:9s} {params:6.1f}M params | encoder (2 frames) {1e3 * encode:7.1f} ms | "
+          f"chunk DDIM-10 {1e3 * chunk_ddim:7.1f} ms | chunk DDPM-100 {1e3 * chunk_ddpm:7.1f} ms "
+          f"(DDIM {chunk_ddpm / chunk_ddim:4.1f}x faster)")
+    print(f"{'':9s} per action: chunk execution {1e3 * per_action_chunk:7.1f} ms, temporal ensembling "
+          f"{1e3 * per_action_ensemble:7.1f} ms (chunking {per_action_ensemble / per_action_chunk:4.1f}x faster)")
+
+
+def loader_vs_model(workers: list[int], batches: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="remix-bench-"))
+    make_synthetic_store(root / "bench.zarr", SyntheticDomain("bench", num_episodes=8, episode_length=20, image_size=224))
+    config = ModelConfig(encoder="resnet18", image_size=(224, 224), horizon=4)
+    domains = discover_domains(MixtureConfig(stores=(str(root / "bench.zarr"),), val_fraction=0.0))
+    dataset = MixtureDataset(domains, config, fit_normalization(domains, config, None), "train", AugmentConfig())
+    batch_size = 16
+    sampler = WeightedDomainSampler(dataset.sizes, [1.0], num_samples=batch_size * (batches + 2), seed=0)
+    rates = {}
+    for count in workers:
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=count)
+        iterator = iter(loader)
+        batch = next(iterator)  # worker start-up is not throughput
+        start = time.perf_counter()
+        for _ in range(batches):
+            batch = next(iterator)
+        rates[count] = batches * batch_size / (time.perf_counter() - start)
+    net = DiffusionPolicyNet(config)
+    scheduler = make_scheduler(config)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = diffusion_loss(net, scheduler, net.encode(batch["images"], batch["goal"]), batch["action"],
+                              batch["valid"]).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step_time = timed(step, 3)
+    model_rate = batch_size / step_time
+    print(f"train step ResNet-18 224x224 batch {batch_size}: {1e3 * step_time:.0f} ms = {model_rate:.1f} samples/s")
+    for count, rate in rates.items():
+        print(f"loader ({count} workers, augmentation on): {rate:7.1f} samples/s = {rate / model_rate:5.1f}x "
+              "the model's consumption")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts to try")
+    parser.add_argument("--quick", action="store_true", help="ResNet-18 only, fewer batches")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, device cpu, threads {torch.get_num_threads()}")
+    for encoder in ("resnet18",) if args.quick else ("resnet18", "resnet50"):
+        inference(encoder, args.repeats)
+    loader_vs_model(args.workers, 5 if args.quick else 20)
+
+
+if __name__ == "__main__":
+    main()
