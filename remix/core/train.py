@@ -102,7 +102,7 @@ def _wrap(model: nn.Module, dist_info: DistInfo) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def _step(
+def optimizer_step(
     optimizer: torch.optim.Optimizer, scheduler: Any, model: nn.Module, loss: torch.Tensor, clip: float
 ) -> None:
     if not torch.isfinite(loss):
@@ -165,7 +165,7 @@ def train_reference(
     for step in range(1, stage.steps + 1):
         batch = to_device(next(stream), dist_info.device)
         loss = sequence_nll(wrapped(batch), batch).mean()
-        _step(optimizer, scheduler, model, loss, stage.optim.grad_clip)
+        optimizer_step(optimizer, scheduler, model, loss, stage.optim.grad_clip)
         running, count = running + loss.item(), count + 1
         bar.update(1)
         if step % stage.log_every == 0:
@@ -268,7 +268,7 @@ class DROTrainer:
         ).all_reduce()
         scores = self.dro.update(sums)
         loss = self.dro.loss(excess, batch["domain"], sums, self.world_size)
-        _step(self.optimizer, self.scheduler, self.proxy, loss, self.stage.optim.grad_clip)
+        optimizer_step(self.optimizer, self.scheduler, self.proxy, loss, self.stage.optim.grad_clip)
         return loss.detach(), sums, scores
 
     def run(self, batches: Iterable[Batch], steps: int | None = None) -> DROResult:
