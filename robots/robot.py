@@ -230,12 +230,12 @@ class ArmRobot(Robot):
             for camera in self.cameras.values():
                 camera.start()
                 started.append(camera)
+            self._target = self._measured_pose()
         except BaseException:
             for camera in started:
                 camera.stop()
             self._disconnect()
             raise
-        self._target = self._read_pose()
         self._connected = True
         if self.control_mode is ControlMode.RATE:
             self._watchdog = Watchdog(self.limits.watchdog_periods * self.period_s, self._on_watchdog)
@@ -279,7 +279,7 @@ class ArmRobot(Robot):
             except ArmFault as fault:
                 self._recover_or_raise(fault)
                 self._reset(seed)
-            self._target = self._read_pose()
+            self._target = self._measured_pose()
             self._stopped = False
         return self.get_observation()
 
@@ -346,7 +346,7 @@ class ArmRobot(Robot):
     def resume(self) -> None:
         with self._lock:
             self._clear_halt()
-            self._target = self._read_pose()
+            self._target = self._measured_pose()
             self._stopped = False
 
     # ------------------------------------------------------------------------------------------- internals
@@ -358,7 +358,9 @@ class ArmRobot(Robot):
         self.events.note(f"{self.name}: no action within {self.limits.watchdog_periods:g} periods; stopping and holding")
         with self._lock:
             self._hold()
-            self._target = self._read_pose().replace(gripper=self._target.gripper)
+            pose = self._read_pose()
+            if np.all(np.isfinite(pose.as_state())):  # else keep the last target; the next command reports it
+                self._target = pose.replace(gripper=self._target.gripper)
 
     def _read_camera(self, camera: Camera):  # -> Frame
         last: CameraTimeout | None = None
@@ -374,12 +376,20 @@ class ArmRobot(Robot):
         raise RobotFault(f"{self.name}: camera {camera.name!r} gave no fresh frame after {self.camera_retries + 1} tries ({last})",
                          kind="camera")
 
+    def _measured_pose(self) -> Pose:
+        """The measured pose, refusing a non-finite one (it would become the next target)."""
+        pose = self._read_pose()
+        if not np.all(np.isfinite(pose.as_state())):
+            raise HardwareError(f"{self.name}: the arm reports a non-finite pose {pose.as_state().tolist()}; check the "
+                                "arm's state/calibration and restart")
+        return pose
+
     def _recover_or_raise(self, fault: ArmFault) -> None:
         self.events.faults += 1
         self.events.note(f"{self.name}: arm fault: {fault}; recovering")
         try:
             self._recover(fault)
-            self._target = self._read_pose()
+            self._target = self._measured_pose()
         except Exception as error:
             raise HardwareError(f"{self.name}: could not recover from arm fault ({fault}): {error}; check the arm and its "
                                 "e-stop, then restart") from error

@@ -104,8 +104,13 @@ def sanitize_action(action: np.ndarray, limits: SafetyLimits) -> np.ndarray | No
 
 
 def step_target(target: Pose, delta: np.ndarray, limits: SafetyLimits) -> Pose:
-    """The next target: delta applied to the previous *target* (world axes), xyz clipped to the workspace."""
-    position = np.clip(np.asarray(target.position) + delta[:3], limits.low, limits.high)
+    """The next target: delta applied to the previous *target* (world axes), xyz clipped to the workspace.
+
+    A target outside the box (an arm that starts outside it) is brought back at most `max_translation`
+    per axis per step, never in one jump."""
+    previous = np.asarray(target.position, dtype=np.float64)
+    position = np.clip(previous + delta[:3], limits.low, limits.high)
+    position = previous + np.clip(position - previous, -limits.max_translation, limits.max_translation)
     euler = compose_rotation(np.asarray(target.euler), delta[3:6])
     return Pose.from_arrays(position, euler, float(delta[6]))
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remix.errors import ConfigError
+from remix.errors import ConfigError, HardwareError
 from remix.operator import ScriptedInput
 from robots.geometry import (
     compose_rotation,
@@ -196,3 +196,30 @@ def test_mock_image_reflects_state() -> None:
         assert not np.array_equal(first, second)
         with MockRobot() as twin:
             np.testing.assert_array_equal(twin.reset().images["cam0"], first), "deterministic"
+
+
+def test_a_target_outside_the_box_comes_back_in_limited_steps() -> None:
+    outside = Pose.from_state([0.3, 0.0, 0.45, 0, 0, 0, 1])  # 20 cm above the box top
+    target = step_target(outside, np.zeros(7), LIMITS)
+    assert target.position[2] == pytest.approx(0.40), "one max_translation step toward the box, no jump"
+    for _ in range(10):
+        target = step_target(target, np.zeros(7), LIMITS)
+    assert target.position[2] == pytest.approx(0.25)
+
+
+def test_a_non_finite_measured_pose_never_becomes_a_target() -> None:
+    class BrokenSensor(MockRobot):
+        def _read_pose(self) -> Pose:
+            return Pose.from_state([np.nan] * 7) if self.broken else super()._read_pose()
+
+    robot = BrokenSensor()
+    robot.broken = True
+    with pytest.raises(HardwareError, match="non-finite pose"):
+        robot.connect()
+    assert not robot.connected
+    robot.broken = False
+    with robot:
+        robot.reset()
+        robot.broken = True
+        with pytest.raises(HardwareError, match="non-finite pose"):
+            robot.reset()
