@@ -138,8 +138,31 @@ class OpenCVCamera(Camera):
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), captured
 
 
+class MockCamera(Camera):
+    """A synthetic camera for dry runs of real-robot configs: a moving bar over a gradient, frame-numbered.
+
+    `fail_next` makes the next reads time out, to rehearse camera-loss handling without hardware."""
+
+    def __init__(self, name: str, height: int, width: int, crop: tuple[int, int, int, int] | None = None,
+                 max_age_s: float = 1.0) -> None:
+        super().__init__(name, ImageTransform(height, width, crop), max_age_s)
+        self.frames = 0
+        self.fail_next = 0
+
+    def _grab(self, timeout_s: float) -> tuple[np.ndarray, float]:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise CameraTimeout(f"mock camera {self.name!r} timed out (injected)")
+        height, width = self.transform.height, self.transform.width
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        image[..., 2] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+        image[:, (self.frames * 3) % width, :] = 255
+        self.frames += 1
+        return image, time.time()
+
+
 def make_cameras(specs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Camera]:
-    """Build hardware cameras from config: {name: {type: realsense|opencv, height, width, ...}}."""
+    """Build cameras from config: {name: {type: realsense|opencv|mock, height, width, ...}}."""
     cameras: dict[str, Camera] = {}
     for name, spec in (specs or {}).items():
         spec = dict(spec)
@@ -148,12 +171,14 @@ def make_cameras(specs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Cam
         try:
             if kind == "opencv":
                 cameras[name] = OpenCVCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
+            elif kind == "mock":
+                cameras[name] = MockCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
             elif kind == "realsense":
                 from robots.realsense import RealSenseCamera
 
                 cameras[name] = RealSenseCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
             else:
-                raise ConfigError(f"camera {name!r} has unknown type {kind!r}; use 'realsense' or 'opencv'")
+                raise ConfigError(f"camera {name!r} has unknown type {kind!r}; use 'realsense', 'opencv' or 'mock'")
         except TypeError as error:
             raise ConfigError(f"camera {name!r} config is invalid ({error}); see configs/robot/*.yaml for the keys") from None
     return cameras
