@@ -96,7 +96,6 @@ class WeightsSettings:
     seed: int = 0
     device: str = "auto"
     overwrite: bool = False
-    show_progress: bool = True
 
 
 @dataclass(frozen=True)
