@@ -52,6 +52,7 @@ class FrankaRobot(ArmRobot):
                  down_rotation: Sequence[Sequence[float]] = PANDA_GRIPPER_DOWN,
                  dynamics: Mapping[str, float] | None = None, reset_dynamics: Mapping[str, float] | None = None,
                  realtime: bool = True, load: Mapping[str, Any] | None = None,
+                 ee_transform: Sequence[float] | None = None,
                  gripper: Mapping[str, Any] | None = None, cameras: Mapping[str, Mapping[str, Any]] | None = None,
                  camera_retries: int = 2, robot_factory: Any = None, gripper_factory: Any = None) -> None:
         limits = SafetyLimits(tuple(workspace_low), tuple(workspace_high), max_translation, max_rotation,  # type: ignore[arg-type]
@@ -65,6 +66,9 @@ class FrankaRobot(ArmRobot):
         self.reset_dynamics = self._dynamics(reset_dynamics or {"velocity": 0.2, "acceleration": 0.1, "jerk": 0.1})
         self.realtime = bool(realtime)
         self.load = dict(load) if load else None
+        if ee_transform is not None and len(ee_transform) != 16:
+            raise ConfigError("franka ee_transform must be 16 numbers (NE_T_EE, column-major 4x4) or null")
+        self.ee_transform = [float(v) for v in ee_transform] if ee_transform is not None else None
         gripper_settings = dict(gripper or {})
         if gripper_factory is not None:
             gripper_settings["factory"] = gripper_factory
@@ -114,6 +118,8 @@ class FrankaRobot(ArmRobot):
         if self.load is not None:
             self.arm.set_load(float(self.load["mass"]), list(self.load["center_of_mass"]),
                               list(self.load.get("inertia", [0.001, 0, 0, 0, 0.001, 0, 0, 0, 0.001])))
+        if self.ee_transform is not None:
+            self.arm.set_ee(self.ee_transform)
         if self.gripper is not None:
             self.gripper.start()
 

@@ -201,6 +201,10 @@ class FakeFrankaArm:
     def set_load(self, load_mass, F_x_Cload, load_inertia) -> None:
         self.loads.append((load_mass, list(F_x_Cload), list(load_inertia)))
 
+    def set_ee(self, NE_T_EE) -> None:
+        assert len(NE_T_EE) == 16
+        self.ee = list(NE_T_EE)
+
 
 class FakeRobotiqGripper:
     """pyrobotiqgripper.RobotiqGripper stand-in with a Modbus-like 16 ms round trip per call."""

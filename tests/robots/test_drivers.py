@@ -139,7 +139,9 @@ def test_franka_version_mismatch_is_explained() -> None:
 
 
 def test_franka_connect_configures_the_arm() -> None:
-    with franka() as robot:
+    ee = [1, 0, 0, 0, 0, -1, 0, 0, 0, 0, -1, 0, 0, 0, 0.1034, 1]
+    with franka(ee_transform=ee) as robot:
+        assert robot.arm.ee == ee
         arm = robot.arm
         assert arm.realtime_config == franky.RealtimeConfig.Enforce
         assert isinstance(arm.relative_dynamics_factor, franky.RelativeDynamicsFactor)
