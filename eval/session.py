@@ -106,6 +106,8 @@ class SessionSettings:
     def __post_init__(self) -> None:
         if not self.tasks:
             raise RemixError("no tasks given; pass tasks=[task_a,task_b]")
+        for task in self.tasks:
+            task_dir(".", task)  # task names name goal and video folders: reject odd ones before anything runs
         if len(set(self.tasks)) != len(self.tasks):
             raise RemixError(f"tasks {list(self.tasks)} repeat a name; give each task once")
         if self.trials < 1:
@@ -153,9 +155,8 @@ class EvalSession:
         self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None
         self._set_task = getattr(robot, "set_task", None)
-        for task in settings.tasks:
-            task_dir(self.media_dir, task)  # task names name folders: reject odd ones before anything runs
-            if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
+        if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
+            for task in settings.tasks:
                 self._set_task(task)
 
     # ------------------------------------------------------------------------------------------- naming

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eval.trial_log import TrialLog
@@ -98,6 +99,16 @@ def test_operator_session_through_the_cli(tmp_path, demo_store):
             ("success", "looks good", "ann", "time_limit"), ("failure", "", "ann", "time_limit")]
 
 
+def in_process(main, args, capsys, monkeypatch):
+    """Run a console-script entry point in this process (same code path, no interpreter start-up)."""
+    monkeypatch.setattr(sys, "argv", ["prog", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["robot=mock", "tasks=[a]"], "no policies given"),
@@ -105,16 +116,22 @@ def test_operator_session_through_the_cli(tmp_path, demo_store):
      (["robot=mock", "tasks=[a]", "policies={p:'scripted:expert'}"], "needs a simulated robot"),
      (["robot=mock", "tasks=[a]", "policies={p:'scripted:expert'}", "goal_images={a:/no/goal.png}"], "goal image"),
      (["robot=mock", "tasks=[a]", "policies={p:'scripted:expert'}", "time_limit_s=-1"], "time_limit_s"),
+     (["robot=mock", "tasks=['a b']", "policies={p:'scripted:expert'}"], "task name"),
      (["robot=sim", "tasks=[fold]", "policies={p:'scripted:expert'}"], "unknown sim task")],
 )
-def test_eval_errors_are_one_line(tmp_path, args, message):
-    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "operator.kind=scripted", *args, cwd=tmp_path)
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+def test_eval_errors_are_one_line(tmp_path, capsys, monkeypatch, args, message):
+    from eval.cli import eval_main
+
+    code, _, err = in_process(eval_main, [f"db={tmp_path / 't.sqlite'}", "operator.kind=scripted", *args], capsys,
+                              monkeypatch)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], err
 
 
-def test_report_errors_are_one_line(tmp_path):
+def test_report_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from eval.cli import report_main
+
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"garbage" * 1000)
     empty = tmp_path / "empty.sqlite"
@@ -124,11 +141,10 @@ def test_report_errors_are_one_line(tmp_path):
              ([str(empty), "sessions=[nope]"], "not in"), ([str(empty), "compare=[a]"], "exactly two"),
              ([str(empty), "since=last-week"], "cannot read date")]
     for args, message in cases:
-        result = cli("remix-report", *args, cwd=tmp_path)
-        assert result.returncode == 1, (args, result.stderr)
-        assert result.stderr.strip().startswith("error: ") and message in result.stderr, (args, result.stderr)
-        assert len(result.stderr.strip().splitlines()) == 1
-    unknown = cli("remix-report", str(empty), "colour=blue", cwd=tmp_path)
+        code, _, err = in_process(report_main, args, capsys, monkeypatch)
+        assert code == 1, (args, err)
+        assert err.strip().startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    unknown = cli("remix-report", str(empty), "colour=blue", cwd=tmp_path)  # rejected by hydra itself
     assert unknown.returncode != 0 and "colour" in unknown.stderr
 
 
@@ -147,3 +163,37 @@ def test_blind_session_prints_labels_not_names(tmp_path, demo_store):
     assert "expert" not in result.stdout and "replay" not in result.stdout
     named = cli("remix-report", str(tmp_path / "t.sqlite"), "formats=[md]", "plot=false", cwd=tmp_path)
     assert "| lift_red | 1/1" in named.stdout and "expert" in named.stdout
+
+
+def write_untrained_checkpoint(directory: Path) -> Path:
+    """A tiny untrained diffusion policy checkpoint, written through the policy package's own API."""
+    import numpy as np
+    import torch
+
+    from remix.policy.checkpoint import save_checkpoint
+    from remix.policy.config import ModelConfig
+    from remix.policy.model import DiffusionPolicyNet
+    from remix.policy.normalization import Normalization
+
+    torch.manual_seed(0)
+    config = ModelConfig(encoder="tiny", image_size=(16, 16), horizon=4, embed_dim=32, hidden_dim=64, num_blocks=1,
+                         num_train_timesteps=20)
+    rng = np.random.default_rng(0)
+    actions = np.concatenate([rng.normal(0.0, 0.02, (200, 6)), rng.integers(0, 2, (200, 1))], axis=1)
+    normalization = Normalization.fit({"sim": actions}, {"sim": rng.normal(size=(200, 7))}, (6,), 5.0, "sim")
+    return save_checkpoint(directory, DiffusionPolicyNet(config).state_dict(), config, normalization, {"step": 0})
+
+
+def test_a_diffusion_checkpoint_runs_through_the_harness(tmp_path):
+    checkpoint = write_untrained_checkpoint(tmp_path / "ckpt")
+    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=2",
+                 f"policies={{untrained:'{checkpoint}'}}", "time_limit_s=2", "operator.kind=scripted", "progress=false",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with TrialLog.open(tmp_path / "t.sqlite") as log:
+        rows = log.trials()
+        assert [(r.outcome, r.labelled_by, r.end_reason, r.steps) for r in rows] == [
+            ("failure", "sim", "time_limit", 10)] * 2  # 2 s of sim time at the WidowX profile's 5 Hz
+        actions = log.step_log(rows[0].id)["action"]
+        assert actions.shape == (10, 7) and np.all(np.isfinite(actions))
+        assert not np.allclose(actions, log.step_log(rows[1].id)["action"])  # each trial: its own scene and sampling seed
