@@ -276,9 +276,13 @@ class ArmRobot(Robot):
             self._clear_halt()
             try:
                 self._reset(seed)
-            except ArmFault as fault:
-                self._recover_or_raise(fault)
-                self._reset(seed)
+            except ArmFault as fault:  # recover and try once more; a second fault is the trial's robot fault
+                self._recover_fault(fault)
+                try:
+                    self._reset(seed)
+                except ArmFault as again:
+                    self._recover_fault(again)
+                    raise RobotFault(f"{self.name}: reset failed twice ({again}); the arm holds where it is") from None
             self._target = self._measured_pose()
             self._stopped = False
         return self.get_observation()
@@ -322,8 +326,8 @@ class ArmRobot(Robot):
             try:
                 reached = self._command(target)
             except ArmFault as fault:
-                self._recover_or_raise(fault)
-                raise AssertionError("unreachable") from None
+                self._recover_fault(fault)
+                raise RobotFault(f"{self.name}: arm fault ({fault}) recovered; the arm holds at its current pose") from None
             if not reached:
                 self.events.ik_failures += 1
                 self.events.note(f"{self.name}: no IK solution for target {np.round(target.position, 4).tolist()}; command skipped")
@@ -384,7 +388,8 @@ class ArmRobot(Robot):
                                 "arm's state/calibration and restart")
         return pose
 
-    def _recover_or_raise(self, fault: ArmFault) -> None:
+    def _recover_fault(self, fault: ArmFault) -> None:
+        """Recover the arm and re-read the target from it; HardwareError when recovery itself fails."""
         self.events.faults += 1
         self.events.note(f"{self.name}: arm fault: {fault}; recovering")
         try:
@@ -393,7 +398,6 @@ class ArmRobot(Robot):
         except Exception as error:
             raise HardwareError(f"{self.name}: could not recover from arm fault ({fault}): {error}; check the arm and its "
                                 "e-stop, then restart") from error
-        raise RobotFault(f"{self.name}: arm fault ({fault}) recovered; the arm holds at its current pose")
 
     def _reset(self, seed: int | None) -> None:
         """Default safe reset: blocking moves through lift / above-home / home waypoints."""

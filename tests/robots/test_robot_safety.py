@@ -19,7 +19,7 @@ from robots.geometry import (
     quat_xyzw_to_matrix,
 )
 from robots.mock import MockRobot
-from robots.robot import RobotFault
+from robots.robot import ArmFault, RobotFault
 from robots.safety import (
     Pose,
     SafetyLimits,
@@ -223,3 +223,33 @@ def test_a_non_finite_measured_pose_never_becomes_a_target() -> None:
         robot.broken = True
         with pytest.raises(HardwareError, match="non-finite pose"):
             robot.reset()
+
+
+def test_a_fault_during_reset_is_recovered_and_the_reset_retried() -> None:
+    class FaultyReset(MockRobot):
+        reset_faults = 1
+
+        def _move_to(self, target: Pose) -> bool:
+            if self.reset_faults > 0:
+                self.reset_faults -= 1
+                raise ArmFault("reflex during reset")
+            return super()._move_to(target)
+
+    with FaultyReset() as robot:
+        obs = robot.reset()
+        np.testing.assert_allclose(obs.state[:3], [0.3, 0.0, 0.15], atol=1e-6)
+        assert robot.events.faults == 1
+        robot.reset_faults = 2
+        with pytest.raises(RobotFault, match="reset failed twice"):
+            robot.reset()
+
+
+def test_failed_recovery_is_a_hardware_error() -> None:
+    class Unrecoverable(MockRobot):
+        def _recover(self, fault: ArmFault) -> None:
+            raise RuntimeError("e-stop pressed")
+
+    with Unrecoverable(faults={"reflex": [1]}) as robot:
+        robot.reset()
+        with pytest.raises(HardwareError, match="could not recover.*e-stop"):
+            robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
