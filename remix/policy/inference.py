@@ -16,6 +16,7 @@ give the same actions on the same device.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,15 @@ if TYPE_CHECKING:
     from robots.robot import Observation
 
 EXECUTIONS = ("chunk", "ensemble")
+
+
+@dataclass
+class _Frame:
+    """One history entry; `features` is filled the first time the frame is encoded, then reused."""
+
+    images: torch.Tensor  # (cameras, 3, H, W) uint8
+    state: np.ndarray  # normalized proprio state
+    features: torch.Tensor | None = None  # (cameras, embed_dim)
 
 
 class DiffusionPolicy(Policy):
@@ -68,7 +78,7 @@ class DiffusionPolicy(Policy):
         self.transform = image_transform(self.config, None)
         self.generator = torch.Generator(device=self.device)
         self._goal: torch.Tensor | None = None
-        self._history: deque[tuple[torch.Tensor, np.ndarray]] = deque(maxlen=self.config.n_obs)
+        self._history: deque[_Frame] = deque(maxlen=self.config.n_obs)
         self._queue: deque[np.ndarray] = deque()
         self._chunks: deque[tuple[int, np.ndarray]] = deque()
         self._t = 0
@@ -115,12 +125,17 @@ class DiffusionPolicy(Policy):
     def predict_chunk(self) -> np.ndarray:
         """Sample one action chunk (horizon, action_dim) in robot units from the current history."""
         assert self._goal is not None
-        images = torch.stack([frame for frame, _ in self._history], dim=1)[None].to(self.device)
-        goal = self._goal[None].to(self.device)
+        new = list({id(f): f for f in self._history if f.features is None}.values())
+        if new:  # encode only frames not seen before (with temporal ensembling: just the newest)
+            images = torch.stack([f.images for f in new], dim=1)[None].to(self.device)
+            features = self.net.frame_features(images, self._goal[None].to(self.device))[0]
+            for index, frame in enumerate(new):
+                frame.features = features[:, index]
+        stacked = torch.stack([f.features for f in self._history], dim=1)[None]
         state = None
         if self.config.use_proprio:
-            state = torch.from_numpy(np.stack([s for _, s in self._history]))[None].to(self.device)
-        condition = self.net.encode(images, goal, state)
+            state = torch.from_numpy(np.stack([f.state for f in self._history]))[None].to(self.device)
+        condition = self.net.condition(stacked, state)
         normalized = sample_actions(self.net, self.scheduler, condition, self.inference_steps, self.generator)
         return self.normalization.unnormalize_actions(normalized[0].cpu().numpy())
 
@@ -129,7 +144,7 @@ class DiffusionPolicy(Policy):
             raise RemixError("act() before reset(goal): call policy.reset(goal_observation) at the start of each episode")
         frame = self._camera_images(observation, "observation")
         state = self.normalization.normalize_state(np.asarray(observation.state, np.float32)[: self.config.state_dim])
-        self._history.append((frame, state))
+        self._history.append(_Frame(frame, state))
         while len(self._history) < self.config.n_obs:
             self._history.appendleft(self._history[0])
         if self.execution == "chunk":

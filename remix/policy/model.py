@@ -150,6 +150,14 @@ class DiffusionPolicyNet(nn.Module):
         images: (B, cameras, n_obs, 3, H, W) uint8; goal: (B, cameras, 3, H, W) uint8;
         state: (B, n_obs, state_dim) normalized, only when `use_proprio`.
         """
+        return self.condition(self.frame_features(images, goal), state)
+
+    def frame_features(self, images: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Embedding of every (frame, camera) stacked with its goal: (B, cameras, frames, embed_dim).
+
+        A frame's embedding depends only on the frame and the goal, so a rollout can keep it for the
+        next step instead of re-encoding the whole history.
+        """
         batch, cams, frames, _, height, width = images.shape
         if (height, width) != tuple(self.config.image_size):
             raise ValueError(f"images are {height}x{width}, the model expects {self.config.image_size}")
@@ -157,12 +165,17 @@ class DiffusionPolicyNet(nn.Module):
         goals = (goal.float() / 127.5 - 1.0)[:, :, None].expand(-1, -1, frames, -1, -1, -1)
         coords = self.coords[None, None, None].expand(batch, cams, frames, -1, -1, -1)
         stacked = torch.cat([obs, goals, coords], dim=3).reshape(batch * cams * frames, IN_CHANNELS, height, width)
-        features = self.project(self.encoder(stacked)).reshape(batch, -1)
+        return self.project(self.encoder(stacked)).reshape(batch, cams, frames, -1)
+
+    def condition(self, features: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Concatenate frame embeddings (B, cameras, n_obs, embed_dim) and, with proprio, the state."""
+        batch = features.shape[0]
+        flat = features.reshape(batch, -1)
         if self.config.use_proprio:
             if state is None:
                 raise ValueError("this model uses proprio state but none was given")
-            features = torch.cat([features, state.reshape(batch, -1)], dim=1)
-        return features
+            flat = torch.cat([flat, state.reshape(batch, -1)], dim=1)
+        return flat
 
     def forward(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Predict the noise in `noisy_actions` (B, horizon, action_dim) at diffusion `timesteps` (B,)."""

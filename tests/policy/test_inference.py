@@ -143,3 +143,33 @@ def test_gpu_inference_is_seeded_when_available(tmp_path):
     first = _rollout(policy)
     np.testing.assert_array_equal(first, _rollout(policy))
     assert np.all(np.isfinite(first))
+
+
+def test_cached_frame_embeddings_give_the_same_chunks_as_encoding_the_history(tmp_path):
+    path, net, normalization = write_tiny_checkpoint(tmp_path / "ckpt", use_proprio=True)
+    policy = DiffusionPolicy(net, normalization, execution="ensemble", seed=0)
+    goal = make_observation(seed=50, size=24)
+    policy.reset(goal)
+    encoded = []
+    original = policy.net.frame_features
+
+    def counting(images, goal_images):
+        encoded.append(images.shape[2])
+        return original(images, goal_images)
+
+    policy.net.frame_features = counting
+    frames = [make_observation(seed=t, size=24) for t in range(4)]
+    per_step = []
+    for t, observation in enumerate(frames):
+        encoded.clear()
+        policy.act(observation)
+        per_step.append(sum(encoded))
+        # the same chunk from scratch: encode the whole history with the plain forward pass
+        history = [frames[max(t - 1, 0)], observation]
+        images = torch.stack([policy._camera_images(o, "obs") for o in history], dim=1)[None]
+        state = torch.from_numpy(np.stack([normalization.normalize_state(o.state) for o in history]))[None]
+        with torch.no_grad():
+            full = net.encode(images, policy._goal[None], state)
+            cached = net.condition(torch.stack([f.features for f in policy._history], dim=1)[None], state)
+        torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
+    assert per_step == [1, 1, 1, 1]  # one new frame per step; the first one stands in for the missing history
