@@ -336,7 +336,7 @@ class ArmRobot(Robot):
         applied = delta.copy()
         applied[:3] = np.asarray(target.position) - np.asarray(previous.position)
         applied[3:6] = rotation_delta_euler(np.asarray(previous.euler), np.asarray(target.euler))
-        if not np.allclose(applied, raw, atol=1e-9):
+        if float(np.max(np.abs(applied - raw))) > 1e-9:
             self.events.clipped += 1
         return applied.astype(np.float32)
 
