@@ -50,7 +50,7 @@ class CollectSettings:
     num_demos: int = 25
     operator: str = "unknown"
     domain: str | None = None  # Re-Mix domain of these demos; defaults to the task
-    max_steps: int = 600  # per episode; then the operator decides keep / discard
+    max_steps: int = 600  # control steps per attempt (idle ones included); then the operator decides
     min_steps: int = 3  # a kept episode shorter than this is discarded (an accidental press)
     record_idle: bool = False
     stop_keys: tuple[str, ...] = ("s", " ")

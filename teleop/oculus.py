@@ -257,7 +257,7 @@ class OculusReader:
     # ------------------------------------------------------------------------------ background
     def _follow(self) -> None:
         s = self.settings
-        command = f"logcat -T 1 -v threadtime {s.tag}:V *:S"
+        command = f"logcat -T 0 -v threadtime {s.tag}:V *:S"  # only new lines: no stale frame from before
         while self._running.is_set():
             try:
                 if self._device is None:
