@@ -21,7 +21,7 @@ import numpy as np
 
 from remix.errors import ConfigError, HardwareError
 from robots.cameras import RenderCamera
-from robots.geometry import euler_to_matrix, matrix_to_euler, matrix_to_quat_xyzw
+from robots.geometry import euler_to_matrix, matrix_to_euler, matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from robots.robot import ArmRobot
 from robots.safety import Pose, SafetyLimits
 from robots.sim_scene import (
@@ -211,8 +211,9 @@ class SimRobot(ArmRobot):
         mujoco, model, data = self._mujoco, self._model, self._data
         steps = max(1, int(round(duration_s / model.opt.timestep)))
         start_pos = data.mocap_pos[self._target_mocap].copy()
-        start = self._read_pose()
-        yaw_delta = _wrap(target.euler[2] - start.euler[2])
+        w, x, y, z = data.mocap_quat[self._target_mocap]
+        start_yaw = float(matrix_to_euler(quat_xyzw_to_matrix(np.array([x, y, z, w])))[2])
+        yaw_delta = _wrap(target.euler[2] - start_yaw)
         for act in self._finger_act:
             data.ctrl[act] = target.gripper * FINGER_TRAVEL
         ramp = max(1, int(0.6 * steps))
@@ -220,10 +221,10 @@ class SimRobot(ArmRobot):
             if self._halted.is_set():
                 self._hold()
                 return
-            alpha = min(1.0, (k + 1) / ramp)
-            data.mocap_pos[self._target_mocap] = start_pos + alpha * (np.asarray(target.position) - start_pos)
-            euler = (target.euler[0], target.euler[1], start.euler[2] + alpha * yaw_delta)
-            data.mocap_quat[self._target_mocap] = self._quat_wxyz(euler) if alpha < 1.0 or k == ramp - 1 else data.mocap_quat[self._target_mocap]
+            if k < ramp:
+                alpha = (k + 1) / ramp
+                data.mocap_pos[self._target_mocap] = start_pos + alpha * (np.asarray(target.position) - start_pos)
+                data.mocap_quat[self._target_mocap] = self._quat_wxyz((0.0, 0.0, start_yaw + alpha * yaw_delta))
             mujoco.mj_step(model, data)
 
     # ------------------------------------------------------------------------------------------- hooks
