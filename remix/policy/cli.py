@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import DictConfig, OmegaConf
 
 from remix.cli import hydra_main
@@ -32,7 +34,8 @@ def train_main(cfg: DictConfig) -> int:
     """remix-train OUTPUT_DIR data.stores=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true]"""
     model, mixture, training = configs_from(cfg)
     checkpoint = train(model, mixture, training, cfg.output_dir, resume=cfg.resume)
-    print(f"final checkpoint: {checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"final checkpoint: {checkpoint}")
     return 0
 
 

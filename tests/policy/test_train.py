@@ -115,3 +115,24 @@ def test_cli_trains_and_reports_bad_input_in_one_line(store, tmp_path, monkeypat
     assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "train.lr=-1") == 1
     assert "train.lr" in capsys.readouterr().err
     assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "train.colour=red") != 0  # unknown key
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_two_cpu_ranks(store, tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+               "-m", "remix.policy.cli", str(tmp_path / "run"), f"data.stores=[{store}]", "data.val_fraction=0",
+               "model.encoder=tiny", "model.image_size=[16,16]", "train.steps=3", "train.batch_size=8",
+               "train.log_every=1", "train.num_workers=0", "train.progress=false"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("final checkpoint") == 1  # only rank 0 reports and writes
+    assert (tmp_path / "run" / "checkpoints" / "step_00000003" / "model.safetensors").exists()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
