@@ -86,6 +86,7 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
             ),
             dro_steps=int(g["steps"]) if g["steps"] is not None else None,
             cache_reference=bool(g["cache_reference"]),
+            plain_dro=bool(g["plain"]),
             keep_checkpoints=bool(r["keep_checkpoints"]),
             export_floor=float(c["export"]["floor"]),
             seed=int(c["seed"]),

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from remix.core import plots
-from remix.core.dataset import BatchStream, PreparedData, WindowSpec, prepare_data, resolve_domains
+from remix.core.dataset import Batch, BatchStream, PreparedData, WindowSpec, prepare_data, resolve_domains
 from remix.core.distributed import DistInfo, barrier, init_distributed
 from remix.core.dro import DROConfig, GroupDRO
 from remix.core.model import DiscretePolicy, PolicyConfig
@@ -91,6 +91,7 @@ class WeightsSettings:
     dro: DROConfig = field(default_factory=DROConfig)
     dro_steps: int | None = None  # None: as many steps as the reference ran
     cache_reference: bool = True
+    plain_dro: bool = False  # paper Table 1: Group DRO on the proxy's own NLL, no reference
     keep_checkpoints: bool = False
     export_floor: float = 0.0
     seed: int = 0
@@ -237,6 +238,68 @@ def _prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> Path:
     return out
 
 
+def _reference_stage(
+    settings: WeightsSettings,
+    data: PreparedData,
+    policy_config: PolicyConfig,
+    batches: BatchStream,
+    tensors: tuple[Batch | None, Batch | None],
+    dist_info: DistInfo,
+    console: Console,
+) -> tuple[DiscretePolicy, dict[str, Any]]:
+    """Stage 2: train the reference, log per-domain curves as it goes, load the chosen checkpoint."""
+    out, names, main = settings.out, data.names, dist_info.is_main
+    eval_log = out / "reference_eval.csv"
+    if main:
+        eval_log.write_text("step,split," + ",".join(names) + "\n")
+
+    def on_eval(step: int, train_nll: Mapping[str, float], val_nll: Mapping[str, float]) -> None:
+        if main:
+            with open(eval_log, "a") as f:
+                f.write(f"{step},train," + ",".join(f"{train_nll[n]:.6f}" for n in names) + "\n")
+                f.write(f"{step},val," + ",".join(f"{val_nll[n]:.6f}" for n in names) + "\n")
+
+    reference = _new_policy(policy_config, data, settings.seed, dist_info.device)
+    result: ReferenceResult = train_reference(
+        reference,
+        batches,
+        (data.train, tensors[0]),
+        (data.val, tensors[1]),
+        settings.reference,
+        out / "reference",
+        dist_info,
+        seed=settings.seed,
+        on_eval=on_eval,
+    )
+    barrier()
+    selection = result.selection
+    if main:
+        console.print(f"reference: ran {result.steps_run} steps; {selection.reason}")
+        _write_csv(out / "reference_loss.csv", result.loss_log)
+        plots.plot_reference(
+            result.eval_steps,
+            result.train_nll,
+            result.val_nll,
+            selection.step,
+            out / "plots" / "reference.png",
+        )
+    reference.load_state_dict(torch.load(result.checkpoint, map_location=dist_info.device, weights_only=True))
+    reference.eval().requires_grad_(False)
+    barrier()
+    if main and not settings.keep_checkpoints:
+        for checkpoint in (out / "reference").glob("step_*.pt"):
+            if checkpoint != result.checkpoint:
+                checkpoint.unlink()
+    info = {
+        "step": selection.step,
+        "reason": selection.reason,
+        "steps_run": result.steps_run,
+        "overfit_onsets": selection.onsets,
+        "checkpoint": str(result.checkpoint.relative_to(out)),
+    }
+    return reference, info
+
+
 def run_weights(
     settings: WeightsSettings, config_yaml: str | None = None, console: Console | None = None
 ) -> WeightsResult:
@@ -295,53 +358,35 @@ def run_weights(
             num_workers=settings.data.num_workers,
         )
 
-    # Stage 2: reference with automatic early stopping.
-    eval_log = out / "reference_eval.csv"
-    if main:
-        eval_log.write_text("step,split," + ",".join(names) + "\n")
-
-    def on_eval(step: int, train_nll: Mapping[str, float], val_nll: Mapping[str, float]) -> None:
-        if main:
-            with open(eval_log, "a") as f:
-                f.write(f"{step},train," + ",".join(f"{train_nll[n]:.6f}" for n in names) + "\n")
-                f.write(f"{step},val," + ",".join(f"{val_nll[n]:.6f}" for n in names) + "\n")
-
-    reference = _new_policy(policy_config, data, settings.seed, dist_info.device)
-    ref_result: ReferenceResult = train_reference(
-        reference,
-        stream(settings.seed),
-        (data.train, train_tensors),
-        (data.val, val_tensors),
-        settings.reference,
-        out / "reference",
-        dist_info,
-        seed=settings.seed,
-        on_eval=on_eval,
-    )
-    barrier()
-    selection = ref_result.selection
-    if main:
-        console.print(f"reference: ran {ref_result.steps_run} steps; {selection.reason}")
-        _write_csv(out / "reference_loss.csv", ref_result.loss_log)
-        plots.plot_reference(
-            ref_result.eval_steps,
-            ref_result.train_nll,
-            ref_result.val_nll,
-            selection.step,
-            out / "plots" / "reference.png",
+    if settings.plain_dro:
+        # Plain Group DRO (paper Table 1): the score is the proxy's own NLL, no reference model.
+        reference_info: dict[str, Any] = {
+            "step": 0,
+            "reason": "plain Group DRO (dro.plain=true): no reference model, the excess is the proxy NLL",
+            "steps_run": 0,
+        }
+        dro_steps = settings.dro_steps or settings.reference.stage.steps
+        reference, cache = None, torch.zeros(len(data.train), device=dist_info.device)
+    else:
+        reference, reference_info = _reference_stage(
+            settings,
+            data,
+            policy_config,
+            stream(settings.seed),
+            (train_tensors, val_tensors),
+            dist_info,
+            console,
         )
-    reference.load_state_dict(
-        torch.load(ref_result.checkpoint, map_location=dist_info.device, weights_only=True)
-    )
-    reference.eval().requires_grad_(False)
+        dro_steps = settings.dro_steps or int(reference_info["steps_run"])
+        cache = None
+        if settings.cache_reference:
+            cache = reference_nll_cache(
+                reference, data.train, train_tensors, batch_size * 4, dist_info.device
+            )
 
     # Stage 3: Group DRO on the excess loss.
-    dro_steps = settings.dro_steps or ref_result.steps_run
     dro = GroupDRO([sizes[n] for n in names], settings.dro)
     proxy = _new_policy(policy_config, data, settings.seed + 1, dist_info.device)
-    cache = None
-    if settings.cache_reference:
-        cache = reference_nll_cache(reference, data.train, train_tensors, batch_size * 4, dist_info.device)
     trainer = DROTrainer(
         proxy,
         dro,
@@ -359,10 +404,6 @@ def run_weights(
         plots.plot_excess(dro_result.log, names, out / "plots" / "excess.png")
         plots.plot_weights(weights, sizes, out / "plots" / "weights.png")
         write_json_atomic(out / "mixture.json", mixture_export(weights, sizes, settings.export_floor))
-        if not settings.keep_checkpoints:
-            for ckpt in (out / "reference").glob("step_*.pt"):
-                if ckpt != ref_result.checkpoint:
-                    ckpt.unlink()
         write_json_atomic(
             out / WEIGHTS_FILE,
             {
@@ -370,17 +411,12 @@ def run_weights(
                 "weights": weights,
                 "size_weights": sizes,
                 "final_alpha": dro_result.final_alpha,
-                "reference": {
-                    "step": selection.step,
-                    "reason": selection.reason,
-                    "steps_run": ref_result.steps_run,
-                    "overfit_onsets": selection.onsets,
-                    "checkpoint": str(ref_result.checkpoint.relative_to(out)),
-                },
+                "reference": reference_info,
                 "dro": {
                     **asdict(settings.dro),
                     "steps": dro_steps,
-                    "cached_reference_nll": cache is not None,
+                    "cached_reference_nll": cache is not None and not settings.plain_dro,
+                    "plain": settings.plain_dro,
                 },
                 "sources": [
                     {"name": d.name, "path": str(d.path), "episodes": len(d.episodes), "steps": d.num_steps}
@@ -392,7 +428,9 @@ def run_weights(
         print_weight_table(weights, sizes, console)
         console.print(f"run directory: {out}")
     barrier()
-    return WeightsResult(out, names, weights, sizes, selection.step, selection.reason, dro_steps)
+    return WeightsResult(
+        out, names, weights, sizes, int(reference_info["step"]), str(reference_info["reason"]), dro_steps
+    )
 
 
 def load_weights(path: str | Path) -> dict[str, Any]:

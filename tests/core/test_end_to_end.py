@@ -4,6 +4,7 @@ the learnable one up-weighted; the run directory holds everything promised; remi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,23 @@ def test_noise_domain_gets_less_than_its_size_share(tmp_path: Path, dataset: lis
     plan = run_subset(run / "weights.json", fraction=0.25, out=tmp_path / "subset", seed=0)
     kept = {p.name: p.kept_steps for p in plan}
     assert sum(kept.values()) == pytest.approx(0.25 * 500 * 25, abs=3 * 25)
+
+
+@pytest.mark.slow
+def test_plain_group_dro_with_bounds_normalization_reproduces_table1_failure(
+    tmp_path: Path, dataset: list[Path]
+) -> None:
+    """Paper Table 1: plain Group DRO (no reference) under bounds normalization hands the noise
+    domain almost all the weight; Re-Mix's excess loss with Gaussian normalization does not (above)."""
+    base = small_settings(tmp_path / "plain", dataset)
+    settings = replace(
+        base,
+        actions=replace(base.actions, normalization="bounds"),
+        reference=replace(base.reference, stage=replace(base.reference.stage, steps=300)),
+        plain_dro=True,
+    )
+    result = run_weights(settings)
+    assert result.weights["random"] > 0.8 > result.size_weights["random"]
+    saved = json.loads((tmp_path / "plain" / "weights.json").read_text())
+    assert saved["dro"]["plain"] and saved["reference"]["step"] == 0 and saved["dro"]["steps"] == 300
+    assert not (tmp_path / "plain" / "reference").exists()
