@@ -12,8 +12,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from eval.report import build_report, compare, parse_time_bound, to_markdown, write_report
-from eval.rollout import RolloutSettings
-from eval.session import EvalSession, SessionSettings
 from eval.trial_log import TrialLog
 from remix.cli import hydra_main
 from remix.errors import ConfigError, RemixError
@@ -46,6 +44,10 @@ def _as_mapping(value: Any, key: str) -> dict[str, str]:
 
 def run_eval(cfg: DictConfig) -> int:
     """Build robot, policies and operator from the config, run (or resume) the session, print its table."""
+    # The policy stack is imported before any robot connects (see remix.policy: loading it after MuJoCo
+    # made an EGL context crashes) and only here, so remix-report starts without torch.
+    from eval.rollout import RolloutSettings
+    from eval.session import EvalSession, SessionSettings
     from remix.policy import load_policy
     from robots.robot import make_robot
 

@@ -1,4 +1,10 @@
-"""remix-eval / remix-report as users run them: subprocesses, SIGKILL mid-session, resume, clear errors."""
+"""remix-eval / remix-report as users run them: SIGKILL mid-session and resume, operator and sim sessions,
+blind output, a diffusion checkpoint, clear errors.
+
+Most runs call the console-script entry points in this process (same code path as the installed
+script, without paying interpreter and torch start-up per run on a 2-core CI box); the SIGKILL run and
+one --help are real subprocesses.
+"""
 
 import os
 import signal
@@ -17,9 +23,26 @@ from remix.data.synthetic import SyntheticDomain, make_synthetic_store
 BIN = Path(sys.executable).parent
 
 
-def cli(name, *args, cwd, timeout=120):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    return subprocess.run([str(BIN / name), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `remix-eval` / `remix-report` in-process; returns a CompletedProcess-like result."""
+    from eval.cli import eval_main, report_main
+
+    mains = {"remix-eval": eval_main, "remix-report": report_main}
+
+    def run(name, *args, cwd):
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", [name, *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            mains[name]()
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess([name, *args], code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +55,10 @@ def demo_store(tmp_path_factory):
 def sim_args(db, store, trials=3):
     return [f"db={db}", "robot=sim", "session=nightly", "tasks=[lift_red,put_red_in_green]",
             f"policies={{expert:'scripted:expert',replay:'replay:{store}#0'}}", f"trials={trials}",
-            "time_limit_s=6", "operator.kind=scripted", "progress=false"]
+            "time_limit_s=3", "operator.kind=scripted", "progress=false"]
 
 
-def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store):
+def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store, cli):
     db = tmp_path / "evals" / "trials.sqlite"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([str(BIN / "remix-eval"), *sim_args(db, demo_store)], cwd=tmp_path, env=env,
@@ -86,7 +109,7 @@ def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store
                                                "success_summary.png", "success_per_task.png"}
 
 
-def test_operator_session_through_the_cli(tmp_path, demo_store):
+def test_operator_session_through_the_cli(tmp_path, demo_store, cli):
     answers = '["",y,"",s,"looks good","",f,""]'  # goal capture (arrange, keep), then start/label/note per trial
     result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
                  f"policies={{demo:'replay:{demo_store}#0'}}", "time_limit_s=0.3", "operator.kind=scripted",
@@ -99,16 +122,6 @@ def test_operator_session_through_the_cli(tmp_path, demo_store):
             ("success", "looks good", "ann", "time_limit"), ("failure", "", "ann", "time_limit")]
 
 
-def in_process(main, args, capsys, monkeypatch):
-    """Run a console-script entry point in this process (same code path, no interpreter start-up)."""
-    monkeypatch.setattr(sys, "argv", ["prog", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["robot=mock", "tasks=[a]"], "no policies given"),
@@ -119,19 +132,14 @@ def in_process(main, args, capsys, monkeypatch):
      (["robot=mock", "tasks=['a b']", "policies={p:'scripted:expert'}"], "task name"),
      (["robot=sim", "tasks=[fold]", "policies={p:'scripted:expert'}"], "unknown sim task")],
 )
-def test_eval_errors_are_one_line(tmp_path, capsys, monkeypatch, args, message):
-    from eval.cli import eval_main
-
-    code, _, err = in_process(eval_main, [f"db={tmp_path / 't.sqlite'}", "operator.kind=scripted", *args], capsys,
-                              monkeypatch)
-    assert code == 1
-    lines = err.strip().splitlines()
-    assert lines[-1].startswith("error: ") and message in lines[-1], err
+def test_eval_errors_are_one_line(tmp_path, cli, args, message):
+    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "operator.kind=scripted", *args, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
 
 
-def test_report_errors_are_one_line(tmp_path, capsys, monkeypatch):
-    from eval.cli import report_main
-
+def test_report_errors_are_one_line(tmp_path, cli):
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"garbage" * 1000)
     empty = tmp_path / "empty.sqlite"
@@ -141,20 +149,22 @@ def test_report_errors_are_one_line(tmp_path, capsys, monkeypatch):
              ([str(empty), "sessions=[nope]"], "not in"), ([str(empty), "compare=[a]"], "exactly two"),
              ([str(empty), "since=last-week"], "cannot read date")]
     for args, message in cases:
-        code, _, err = in_process(report_main, args, capsys, monkeypatch)
-        assert code == 1, (args, err)
+        result = cli("remix-report", *args, cwd=tmp_path)
+        err = result.stderr
+        assert result.returncode == 1, (args, err)
         assert err.strip().startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, (args, err)
     unknown = cli("remix-report", str(empty), "colour=blue", cwd=tmp_path)  # rejected by hydra itself
     assert unknown.returncode != 0 and "colour" in unknown.stderr
 
 
-def test_help_lists_the_settings(tmp_path):
-    for name, key in (("remix-eval", "time_limit_s"), ("remix-report", "compare")):
-        result = cli(name, "--help", cwd=tmp_path)
-        assert result.returncode == 0 and key in result.stdout
+def test_help_lists_the_settings(tmp_path, cli):
+    installed = subprocess.run([str(BIN / "remix-report"), "--help"], capture_output=True, text=True, timeout=120)
+    assert installed.returncode == 0 and "compare" in installed.stdout  # the console script is installed
+    result = cli("remix-eval", "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "time_limit_s" in result.stdout
 
 
-def test_blind_session_prints_labels_not_names(tmp_path, demo_store):
+def test_blind_session_prints_labels_not_names(tmp_path, demo_store, cli):
     result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=1", "blind=true",
                  f"policies={{expert:'scripted:expert',replay:'replay:{demo_store}#0'}}", "time_limit_s=2",
                  "operator.kind=scripted", "progress=false", cwd=tmp_path)
@@ -184,7 +194,7 @@ def write_untrained_checkpoint(directory: Path) -> Path:
     return save_checkpoint(directory, DiffusionPolicyNet(config).state_dict(), config, normalization, {"step": 0})
 
 
-def test_a_diffusion_checkpoint_runs_through_the_harness(tmp_path):
+def test_a_diffusion_checkpoint_runs_through_the_harness(tmp_path, cli):
     checkpoint = write_untrained_checkpoint(tmp_path / "ckpt")
     result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=2",
                  f"policies={{untrained:'{checkpoint}'}}", "time_limit_s=2", "operator.kind=scripted", "progress=false",
