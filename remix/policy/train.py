@@ -336,50 +336,57 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
     progress = tqdm(total=config.steps, initial=step, desc="train", disable=not (config.progress and context.is_main),
                     dynamic_ncols=True)
     running: list[float] = []
-    for batch in batches(loader, device):
-        generator = step_generator(config.seed, step, context.rank, device)
-        torch.manual_seed(int(generator.initial_seed()) % (2**31))  # dropout: also a function of (seed, step)
-        per_sample = loss_module(batch, generator)
-        loss = per_sample.mean()
-        if not torch.isfinite(loss):
-            raise RemixError(f"training loss became {float(loss)} at step {step}; lower train.lr or check the data "
-                             f"(the last good checkpoint is {last_checkpoint})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-        optimizer.step()
-        lr_schedule.step()
-        if ema is not None:
-            ema.step(net.parameters())
-        step += 1
-        running.append(loss.item())
-        progress.update(1)
-        if context.is_main:
-            if step % config.log_every == 0 or step == config.steps:
-                row = {"step": step, "loss": float(np.mean(running)), "lr": lr_schedule.get_last_lr()[0]}
-                for index, name in enumerate(train_set.names):
-                    selected = batch["domain"] == index
-                    if selected.any():
-                        row[f"loss/{name}"] = per_sample[selected].mean().item()
-                _write_metrics(metrics_path, row)
-                progress.set_postfix(loss=f"{row['loss']:.4f}")
-                running.clear()
-            val_metrics: dict[str, float] = {}
-            if step % config.val_every == 0 or step == config.steps:
-                deployed = DiffusionPolicyNet(model_config).to(device)
-                deployed.load_state_dict(ema_weights(net, ema))
-                val_metrics = validate(deployed, val_set, config, device, scheduler)
-                if val_metrics:
-                    _write_metrics(metrics_path, {"step": step, **val_metrics})
-            if step % config.save_every == 0 or step == config.steps:
-                last_checkpoint = save(step, {"val": val_metrics})
-                if metrics_path.exists():
-                    plot_metrics(metrics_path, output_dir / "losses.png")
-        if context.world_size > 1 and (step % config.save_every == 0 or step == config.steps):
-            dist.barrier()
-        if step >= config.steps:
-            break
+    try:
+        for batch in batches(loader, device):
+            generator = step_generator(config.seed, step, context.rank, device)
+            torch.manual_seed(int(generator.initial_seed()) % (2**31))  # dropout: also a function of (seed, step)
+            per_sample = loss_module(batch, generator)
+            loss = per_sample.mean()
+            if not torch.isfinite(loss):
+                raise RemixError(f"training loss became {float(loss)} at step {step}; lower train.lr or check the data "
+                                 f"(the last good checkpoint is {last_checkpoint})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            if ema is not None:
+                ema.step(net.parameters())
+            step += 1
+            running.append(loss.item())
+            progress.update(1)
+            if context.is_main:
+                if step % config.log_every == 0 or step == config.steps:
+                    row = {"step": step, "loss": float(np.mean(running)), "lr": lr_schedule.get_last_lr()[0]}
+                    for index, name in enumerate(train_set.names):
+                        selected = batch["domain"] == index
+                        if selected.any():
+                            row[f"loss/{name}"] = per_sample[selected].mean().item()
+                    _write_metrics(metrics_path, row)
+                    progress.set_postfix(loss=f"{row['loss']:.4f}")
+                    running.clear()
+                val_metrics: dict[str, float] = {}
+                if step % config.val_every == 0 or step == config.steps:
+                    deployed = DiffusionPolicyNet(model_config).to(device)
+                    deployed.load_state_dict(ema_weights(net, ema))
+                    val_metrics = validate(deployed, val_set, config, device, scheduler)
+                    if val_metrics:
+                        _write_metrics(metrics_path, {"step": step, **val_metrics})
+                if step % config.save_every == 0 or step == config.steps:
+                    last_checkpoint = save(step, {"val": val_metrics})
+                    if metrics_path.exists():
+                        plot_metrics(metrics_path, output_dir / "losses.png")
+            if context.world_size > 1 and (step % config.save_every == 0 or step == config.steps):
+                dist.barrier()
+            if step >= config.steps:
+                break
+    except KeyboardInterrupt:
+        progress.close()
+        if context.is_main and step > 0 and (last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:08d}")):
+            path = save(step, {"interrupted": True})
+            print(f"interrupted at step {step}; saved {path} (continue with resume=true)", flush=True)
+        raise
     progress.close()
     if context.world_size > 1:
         dist.destroy_process_group()

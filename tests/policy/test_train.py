@@ -136,3 +136,24 @@ def test_torchrun_ddp_on_two_cpu_ranks(store, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "step_00000003" / "model.safetensors").exists()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
+
+
+def test_an_interrupted_run_saves_where_it_stopped_and_resumes(store, tmp_path, monkeypatch):
+    mixture = MixtureConfig(stores=(str(store),), val_fraction=0.0)
+    config = _fast(steps=5, batch_size=4, save_every=100)
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = []
+
+    def interrupt_on_third_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", interrupt_on_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(MODEL, mixture, config, tmp_path / "run")
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    saved = tmp_path / "run" / "checkpoints" / "step_00000002"
+    assert json.loads((saved / "config.json").read_text())["meta"]["interrupted"] is True
+    assert train(MODEL, mixture, config, tmp_path / "run", resume=True).name == "step_00000005"
