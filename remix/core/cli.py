@@ -50,6 +50,7 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
                 val_fraction=float(d["val_fraction"]),
                 in_memory=bool(d["in_memory"]),
                 num_workers=int(d["num_workers"]),
+                max_memory_gb=float(d["max_memory_gb"]),
                 builtin_image_size=int(d["builtin"]["image_size"]),
                 builtin_episode_length=int(d["builtin"]["episode_length"]),
                 builtin_episodes_scale=int(d["builtin"]["episodes_scale"]),

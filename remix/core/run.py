@@ -53,6 +53,7 @@ class DataSettings:
     val_fraction: float = 0.1
     in_memory: bool = True
     num_workers: int = 0
+    max_memory_gb: float = 8.0
     builtin_image_size: int = 0
     builtin_episode_length: int = 25
     builtin_episodes_scale: int = 1
@@ -199,6 +200,18 @@ def _builtin_paths(settings: WeightsSettings, dist_info: DistInfo) -> list[Path]
     return paths
 
 
+def _check_memory(data: PreparedData, limit_gb: float) -> None:
+    """Refuse to stack a dataset into memory that will not fit (estimated from one window)."""
+    item = data.train[0]
+    per_window = sum(v.element_size() * v.numel() for v in item.values())
+    need_gb = per_window * (len(data.train) + len(data.val)) / 1e9
+    if need_gb > limit_gb:
+        raise ConfigError(
+            f"holding all {len(data.train) + len(data.val)} windows in memory needs ~{need_gb:.1f} GB "
+            f"(> data.max_memory_gb={limit_gb}); set data.in_memory=false to read them lazily"
+        )
+
+
 def _policy_config(settings: WeightsSettings, data: PreparedData) -> PolicyConfig:
     m = settings.model
     return PolicyConfig(
@@ -336,6 +349,8 @@ def run_weights(
         write_json_atomic(
             out / "normalization.json", {**data.normalizer.to_dict(), "bins": asdict(data.binner)}
         )
+    if settings.data.in_memory:
+        _check_memory(data, settings.data.max_memory_gb)
     train_tensors = data.train.materialize() if settings.data.in_memory else None
     val_tensors = data.val.materialize() if settings.data.in_memory else None
     if train_tensors is not None:

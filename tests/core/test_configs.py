@@ -1,0 +1,32 @@
+"""Every remix-weights preset composes into valid typed settings with the reference doc's numbers."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from remix.core.cli import settings_from_config
+
+EXPECTED = {
+    # preset: (eta, smoothing, normalization, bins, n_bins, encoder, batch)
+    "rtx": (0.2, 0.05, "gaussian", "gaussian", 100, "resnet50", 512),
+    "bridge": (1.0, 0.005, "bounds", "uniform", 128, "resnet34", 256),
+    "robomimic": (0.2, 0.05, "gaussian", "gaussian", 48, "resnet18", 256),
+}
+
+
+@pytest.mark.parametrize("preset", ["tiny", "rtx", "bridge", "robomimic"])
+def test_preset_composes(preset: str) -> None:
+    with initialize_config_module(config_module="remix.configs", version_base=None):
+        cfg = compose("weights", overrides=[f"remix={preset}", "out=/tmp/x"])
+    s = settings_from_config(cfg)
+    assert s.dro.scoring == "positive" and s.dro.absent == "zero" and s.dro.smoothing_target == "alpha0"
+    if preset == "tiny":
+        assert s.data.in_memory and not s.model.cameras and s.reference.stage.steps <= 5000
+        return
+    eta, smoothing, norm, bins, n_bins, encoder, batch = EXPECTED[preset]
+    assert (s.dro.eta, s.dro.smoothing) == (eta, smoothing)
+    assert (s.actions.normalization, s.actions.bins, s.actions.n_bins) == (norm, bins, n_bins)
+    assert (s.model.image_encoder, s.reference.stage.batch_size) == (encoder, batch)
+    assert not s.data.in_memory and s.model.cameras
+    assert s.model.hidden_dims == (512, 512, 512) and s.reference.stage.optim.lr == 3e-4
