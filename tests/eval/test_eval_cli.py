@@ -166,7 +166,7 @@ def test_help_lists_the_settings(tmp_path, cli):
 
 def test_blind_session_prints_labels_not_names(tmp_path, demo_store, cli):
     result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=1", "blind=true",
-                 f"policies={{expert:'scripted:expert',replay:'replay:{demo_store}#0'}}", "time_limit_s=2",
+                 f"policies={{expert:'scripted:expert',replay:'replay:{demo_store}#0'}}", "time_limit_s=6",
                  "operator.kind=scripted", "progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "policy #1" in result.stdout and "policy #2" in result.stdout
