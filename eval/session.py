@@ -19,7 +19,8 @@ import random
 import re
 import sys
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -154,6 +155,7 @@ class EvalSession:
         self.media_dir = log.root / f"{log.path.stem}_media" / slug(self.session.name)
         self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None
+        self._count = (0, 0)  # (this trial's number, trials in the plan) for the operator's prompts
         self._set_task = getattr(robot, "set_task", None)
         if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
             for task in settings.tasks:
@@ -182,8 +184,10 @@ class EvalSession:
             self.operator.say(f"resuming session {self.session.name!r}: {skipped} of {len(plan)} trials already done")
         unsettled: list[PlannedTrial] = []
         run = 0
-        with self._progress(len(plan), skipped) as advance:
+        self._count = (skipped, len(plan))
+        with self._progress_bar(len(plan), skipped) as advance:
             for planned in todo:
+                self._count = (self._count[0] + 1, len(plan))
                 outcomes = list(attempts.get((planned.task, planned.policy, planned.trial_index), []))
                 while not self._settled(outcomes):
                     outcome = self._run_trial(planned, attempt=len(outcomes))
@@ -199,23 +203,20 @@ class EvalSession:
     def _settled(self, outcomes: Sequence[str]) -> bool:
         return any(o in SCORED_OUTCOMES for o in outcomes) or len(outcomes) > self.settings.max_fault_retries
 
-    def _progress(self, total: int, done: int):
-        from contextlib import contextmanager
+    @contextmanager
+    def _progress_bar(self, total: int, done: int) -> Iterator[Callable[[], None]]:
+        """A rich progress bar for unattended (simulator) sessions; with an operator at a terminal the
+        prompts carry the count instead, so a redrawing bar never fights with typed answers."""
+        if not (self.progress and self.is_sim()):
+            yield lambda: None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        @contextmanager
-        def bar():
-            if not self.progress:
-                yield lambda: None
-                return
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=Console(file=sys.stderr), transient=False) as progress:
-                task_id = progress.add_task("trials", total=total, completed=done)
-                yield lambda: progress.advance(task_id)
-
-        return bar()
+        with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(file=sys.stderr)) as progress:
+            task_id = progress.add_task("trials", total=total, completed=done)
+            yield lambda: progress.advance(task_id)
 
     def is_sim(self) -> bool:
         """A robot whose success predicate answers (not None) is a simulator: it labels trials itself."""
@@ -229,8 +230,8 @@ class EvalSession:
         seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
         _seed_everything(seed, self.policies[planned.policy])
         shown = self.shown_name(planned.policy)
-        title = f"{planned.task} / {shown} / trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (
-            f" (retry {attempt})" if attempt else "")
+        title = (f"[{self._count[0]}/{self._count[1]}] {planned.task} / {shown} / "
+                 f"trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (f" (retry {attempt})" if attempt else ""))
         goal = self.goal(planned.task)  # before the trial's reset: capturing means arranging the goal scene
         goal_png = self.goal_path(planned.task)
         assert goal_png is not None
