@@ -103,8 +103,8 @@ class SafetyEvents:
     camera_retries: int = 0
     messages: list[str] = field(default_factory=list)
 
-    def note(self, message: str) -> None:
-        log.warning(message)
+    def note(self, message: str, level: int = logging.WARNING) -> None:
+        log.log(level, message)
         self.messages.append(message)
         del self.messages[:-100]
 
@@ -307,10 +307,10 @@ class ArmRobot(Robot):
         raw = np.asarray(action, dtype=np.float64).reshape(-1)
         if raw.shape != (7,):
             raise ValueError(f"robot action must have 7 values (dx, dy, dz, droll, dpitch, dyaw, gripper), got shape {np.shape(action)}")
+        if self._stopped:  # halted by the operator: nothing moves, so there is nothing to watch
+            return self._hold_action()
         if self._watchdog is not None:
             self._watchdog.feed()
-        if self._stopped:
-            return self._hold_action()
         delta = sanitize_action(raw, self.limits)
         if delta is None:
             self.events.rejected_nonfinite += 1
@@ -342,8 +342,10 @@ class ArmRobot(Robot):
 
     def stop(self) -> None:
         self._stopped = True
+        if self._watchdog is not None:
+            self._watchdog.disarm()
         self.events.stops += 1
-        self.events.note(f"{self.name}: stop requested; motion halted")
+        self.events.note(f"{self.name}: stop requested; motion halted", level=logging.INFO)
         if self._connected:
             self._halt()
 

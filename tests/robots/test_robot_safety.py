@@ -253,3 +253,13 @@ def test_failed_recovery_is_a_hardware_error() -> None:
         robot.reset()
         with pytest.raises(HardwareError, match="could not recover.*e-stop"):
             robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+
+
+def test_a_stopped_robot_is_not_watched() -> None:
+    with MockRobot(control_mode="rate", control_hz=50.0) as robot:
+        robot.reset()
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        robot.stop()
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])  # held, and does not re-arm the watchdog
+        time.sleep(0.15)
+        assert robot.events.watchdog_trips == 0
