@@ -441,7 +441,12 @@ class TrialLog:
         if record.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {record.outcome!r}")
         with self._transaction() as db:
-            task_id = self._id(db, "tasks", name=record.task)
+            task_row = db.execute(
+                "SELECT t.id FROM session_tasks st JOIN tasks t ON t.id=st.task_id WHERE st.session_id=? AND t.name=?",
+                (record.session_id, record.task)).fetchone()
+            if task_row is None:
+                raise ValueError(f"task {record.task!r} is not part of session {record.session_id}")
+            task_id = task_row[0]
             policy_row = db.execute(
                 "SELECT p.id FROM session_policies sp JOIN policies p ON p.id=sp.policy_id"
                 " WHERE sp.session_id=? AND p.name=?", (record.session_id, record.policy)).fetchone()

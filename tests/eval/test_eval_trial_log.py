@@ -69,6 +69,8 @@ def test_trial_attempts_lists_retries(tmp_path):
         for attempt, outcome in enumerate(["robot_fault", "success"]):
             log.record_trial(TrialRecord(session.id, "a", "q", 2, attempt, 0, 0.0, 1.0, 0, outcome, "x", "x", ""), [])
         assert log.trial_attempts(session) == {("a", "q", 2): ["robot_fault", "success"]}
+        with pytest.raises(ValueError, match="not part of session"):  # would be invisible to reports
+            log.record_trial(TrialRecord(session.id, "zzz", "q", 0, 0, 0, 0.0, 1.0, 0, "success", "x", "x", ""), [])
         with pytest.raises(ValueError, match="outcome"):
             log.record_trial(TrialRecord(session.id, "a", "q", 3, 0, 0, 0.0, 1.0, 0, "maybe", "x", "x", ""), [])
 
