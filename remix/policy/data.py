@@ -245,14 +245,16 @@ class MixtureDataset(Dataset):
         self.normalization = normalization
         self.names = [d.name for d in domains]
         self.image_keys = tuple(f"images/{c}" for c in model.cameras)
-        obs_keys = (*self.image_keys, "state")
+        obs_keys = (*self.image_keys, "state") if model.use_proprio else self.image_keys
         self.windows = []
         for domain in domains:
             store = EpisodeStore.open(domain.store, mode="r")
-            missing = [k for k in obs_keys if k not in store.keys]
+            missing = [k for k in self.image_keys if k not in store.keys]
             if missing:
                 raise ConfigError(f"store {domain.store} has no {missing} (it has {list(store.keys)}); "
                                   "set model.cameras to cameras every store has")
+            if model.use_proprio and "state" not in store.keys:
+                raise ConfigError(f"store {domain.store} has no proprio state; set model.use_proprio=false")
             mask = np.zeros(store.num_episodes, dtype=bool)
             mask[domain.train_episodes if split == "train" else domain.val_episodes] = True
             self.windows.append(WindowSampler(store, n_obs=model.n_obs, horizon=model.horizon, obs_keys=obs_keys,
@@ -275,7 +277,8 @@ class MixtureDataset(Dataset):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 images, goals = self._images(window)
-        state = self.normalization.normalize_state(window["obs"]["state"], name)
+        state = (self.normalization.normalize_state(window["obs"]["state"], name) if self.model.use_proprio
+                 else np.zeros((self.model.n_obs, self.model.state_dim), np.float32))
         action = self.normalization.normalize_actions(window["action"], name)
         return {
             "images": images,

@@ -157,3 +157,15 @@ def test_an_interrupted_run_saves_where_it_stopped_and_resumes(store, tmp_path, 
     saved = tmp_path / "run" / "checkpoints" / "step_00000002"
     assert json.loads((saved / "config.json").read_text())["meta"]["interrupted"] is True
     assert train(MODEL, mixture, config, tmp_path / "run", resume=True).name == "step_00000005"
+
+
+def test_proprio_models_train_and_act(store, tmp_path):
+    model = ModelConfig(**{**MODEL.__dict__, "use_proprio": True})
+    checkpoint = train(model, MixtureConfig(stores=(str(store),), val_fraction=0.0), _fast(steps=2), tmp_path / "run")
+    policy = load_policy(checkpoint)
+    data = EpisodeStore.open(store).read_episode(0)
+    policy.reset(FakeObservation({"cam0": data["images/cam0"][-1]}, data["state"][-1]))
+    first = policy.act(FakeObservation({"cam0": data["images/cam0"][0]}, data["state"][0]))
+    policy.reset(FakeObservation({"cam0": data["images/cam0"][-1]}, data["state"][-1]))
+    moved = policy.act(FakeObservation({"cam0": data["images/cam0"][0]}, data["state"][0] + 1.0))
+    assert not np.allclose(first, moved), "the proprio state must reach the policy"
