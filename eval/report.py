@@ -79,6 +79,18 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class SessionLine:
+    """Provenance of one session in the selection."""
+
+    name: str
+    robot: str
+    first_trial: float
+    last_trial: float
+    trials: int
+    operators: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Report:
     robots: tuple[str, ...]
     tasks: dict[str, tuple[str, ...]]  # robot -> tasks in first-seen order
@@ -86,6 +98,7 @@ class Report:
     cells: dict[tuple[str, str, str], Cell]  # (robot, task, policy)
     summaries: dict[tuple[str, str], Summary]  # (robot, policy)
     num_trials: int
+    sessions: tuple[SessionLine, ...] = ()
 
     def cell(self, robot: str, task: str, policy: str) -> Cell | None:
         return self.cells.get((robot, task, policy))
@@ -120,7 +133,14 @@ def build_report(rows: Sequence[TrialRow]) -> Report:
             summaries[(robot, policy)] = Summary(
                 robot, policy, mean_stderr([c.rate for c in robot_cells]),
                 sum(c.successes for c in robot_cells), sum(c.trials for c in robot_cells))
-    return Report(tuple(robots), tasks, tuple(policies), cells, summaries, len(rows))
+    by_session: dict[str, list[TrialRow]] = {}
+    for row in rows:
+        by_session.setdefault(row.session, []).append(row)
+    sessions = tuple(
+        SessionLine(name, group[0].robot, min(r.started_at for r in group), max(r.started_at for r in group), len(group),
+                    tuple(sorted({r.operator for r in group if r.operator})))
+        for name, group in by_session.items())
+    return Report(tuple(robots), tasks, tuple(policies), cells, summaries, len(rows), sessions)
 
 
 def compare(report: Report, policy_a: str, policy_b: str) -> Comparison:
@@ -189,6 +209,10 @@ def _cell_text(cell: Cell | None) -> str:
     return text + (f" +{cell.robot_faults} fault" + ("s" if cell.robot_faults > 1 else "") if cell.robot_faults else "")
 
 
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
 def _diff_text(interval: Interval) -> str:
     return f"{100 * interval.estimate:+.1f} pts [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]"
 
@@ -205,6 +229,13 @@ def to_markdown(report: Report, comparisons: Sequence[Comparison] = ()) -> str:
                      + " | ".join(_mean_se(report.summaries.get((robot, p))) for p in report.policies) + " |")
         lines.append("")
     lines.append("Cells: successes/scored trials (rate, Wilson 95% interval); robot-fault trials are not scored.\n")
+    if report.sessions:
+        lines.append("| session | robot | trials | from | to (UTC) | operators |")
+        lines.append("|---|---|---|---|---|---|")
+        for line in report.sessions:
+            lines.append(f"| {line.name} | {line.robot} | {line.trials} | {_utc(line.first_trial)} | {_utc(line.last_trial)} | "
+                         f"{', '.join(line.operators)} |")
+        lines.append("")
     for c in comparisons:
         lines.append(f"### {c.policy_a} − {c.policy_b}\n")
         lines.append(f"Pooled over {len(c.per_task)} shared task(s): {c.successes_a}/{c.trials_a} vs "

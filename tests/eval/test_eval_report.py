@@ -60,6 +60,12 @@ def test_markdown_table(log):
     assert "| **mean ± s.e. across tasks** | 75.0 ± 15.0% | 45.0 ± 15.0% |" in text
 
 
+def test_markdown_lists_the_sessions_behind_the_numbers(log):
+    text = to_markdown(build_report(log.trials()))
+    assert "| widowx-nov1 | widowx | 41 | 2026-11-01 10:01 | 2026-11-01 10:41 | tester |" in text
+    assert "| franka-nov3 | franka | 40 | 2026-11-03 10:01 | 2026-11-03 10:40 | tester |" in text
+
+
 def test_csv_and_latex(log):
     report = build_report(log.trials())
     rows = list(csv.DictReader(io.StringIO(cells_csv(report))))
