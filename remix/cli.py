@@ -2,35 +2,71 @@
 
 `hydra_main(config_name, positional=(...))` turns leading bare words into overrides, so
 `remix-data info PATH` means `remix-data command=info path=PATH`. A `RemixError` raised by the app
-prints one line (`error: ...`) and exits 1; unknown config keys are rejected by hydra before the app
-runs. Configs are found in the installed package (`remix.configs` maps to the repo's `configs/`).
+prints one line (`error: ...`) and exits 1; a config that does not compose (an unknown key, a bad
+override) is reported the same way, with exit 2, before the app runs. Configs are found in the installed package (`remix.configs` maps to the repo's `configs/`).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from remix.errors import ConfigError, RemixError
 
-CONFIG_PATH = "pkg://remix.configs"
+CONFIG_MODULE = "remix.configs"
+CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
+# hydra flags that take a value: that value is not a positional argument or an override.
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
+                     "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
 
 
 def _rewrite_argv(argv: Sequence[str], positional: Sequence[str]) -> list[str]:
     out: list[str] = []
     names = list(positional)
+    takes_value = False
     for arg in argv:
-        if names and not arg.startswith("-") and "=" not in arg:
+        if names and not takes_value and not arg.startswith("-") and "=" not in arg:
             out.append(f"{names.pop(0)}={arg}")
         else:
             out.append(arg)
+        takes_value = arg in _FLAGS_WITH_VALUE
     return out
+
+
+def _overrides(argv: Sequence[str]) -> list[str]:
+    found, skip = [], False
+    for arg in argv:
+        if not skip and not arg.startswith("-"):
+            found.append(arg)
+        skip = arg in _FLAGS_WITH_VALUE
+    return found
+
+
+def check_overrides(config_name: str, overrides: Sequence[str]) -> str | None:
+    """Compose the config with the user's overrides; return a one-line reason if that fails."""
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base=None):
+            compose(config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        program = Path(sys.argv[0]).name
+        text = str(error)
+        unknown = re.search(r"Could not override '([^']+)'", text)
+        if unknown and "To append to your config" in text:
+            return f"unknown setting '{unknown.group(1)}' for {program}; run {program} --help to see its settings"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return " ".join(lines[:4]) + f" (run {program} --help to see its settings)"
+    return None
 
 
 def report_error(error: BaseException) -> None:
@@ -46,6 +82,11 @@ def hydra_main(config_name: str, positional: Sequence[str] = ()) -> Callable[[Ca
             if {"--help", "-h"} & set(sys.argv[1:]) and fn.__doc__:
                 print(inspect.cleandoc(fn.__doc__), end="\n\n")
             sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:], positional)]
+            if not {"--help", "-h", "--hydra-help", "--shell-completion", "-sc"} & set(sys.argv[1:]):
+                problem = check_overrides(config_name, _overrides(sys.argv[1:]))
+                if problem:
+                    print(f"error: {problem}", file=sys.stderr, flush=True)
+                    sys.exit(2)
 
             @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name=config_name)
             def app(cfg: DictConfig) -> None:

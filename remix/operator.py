@@ -7,10 +7,13 @@ ever waits on a terminal.
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import sys
+import termios
 import threading
+import tty
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -76,7 +79,11 @@ class ScriptedInput(OperatorInput):
 
 
 class TerminalInput(OperatorInput):
-    """Reads answers and keys from an interactive terminal (stdin must be a TTY)."""
+    """Reads answers and keys from an interactive terminal (stdin must be a TTY).
+
+    Keys are read one at a time without Enter (the terminal is put in cbreak mode while polling and
+    restored for questions and at exit), so a stop key acts at once.
+    """
 
     def __init__(self) -> None:
         if not sys.stdin or not sys.stdin.isatty():
@@ -84,8 +91,22 @@ class TerminalInput(OperatorInput):
                 "operator input needs an interactive terminal; run from a terminal or pass a scripted "
                 "input (operator=scripted operator.answers=[...])"
             )
+        self._fd = sys.stdin.fileno()
+        self._saved_mode: list | None = None
+        atexit.register(self._restore_mode)
+
+    def _cbreak(self) -> None:
+        if self._saved_mode is None:
+            self._saved_mode = termios.tcgetattr(self._fd)
+            tty.setcbreak(self._fd)
+
+    def _restore_mode(self) -> None:
+        if self._saved_mode is not None:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved_mode)
+            self._saved_mode = None
 
     def ask(self, prompt: str, choices: Sequence[str] | None = None, default: str | None = None) -> str:
+        self._restore_mode()
         suffix = f" [{'/'.join(choices)}]" if choices else ""
         while True:
             answer = input(f"{prompt}{suffix} ").strip() or (default or "")
@@ -94,11 +115,12 @@ class TerminalInput(OperatorInput):
             print(f"please answer one of {list(choices)}", file=sys.stderr)
 
     def poll_key(self) -> str | None:
-        ready, _, _ = select.select([sys.stdin], [], [], 0)
+        self._cbreak()
+        ready, _, _ = select.select([self._fd], [], [], 0)
         if not ready:
             return None
-        line = os.read(sys.stdin.fileno(), 64).decode(errors="ignore").strip()
-        return line[:1] if line else "\n"
+        key = os.read(self._fd, 1).decode(errors="ignore")
+        return key or None
 
 
 def make_operator(kind: str = "terminal", answers: Sequence[str] = (), keys: Sequence[str] = ()) -> OperatorInput:
