@@ -76,6 +76,7 @@ class Comparison:
     successes_b: int
     trials_b: int
     per_task: tuple[TaskDifference, ...]
+    across_tasks: MeanStdErr  # mean +- s.e. of the per-task differences (the paper's summary style)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def compare(report: Report, policy_a: str, policy_b: str) -> Comparison:
             sa, na, sb, nb = sa + a.successes, na + a.trials, sb + b.successes, nb + b.trials
     if not per_task:
         raise RemixError(f"policies {policy_a!r} and {policy_b!r} share no task with scored trials; nothing to compare")
-    return Comparison(policy_a, policy_b, newcombe_difference(sa, na, sb, nb), sa, na, sb, nb, tuple(per_task))
+    return Comparison(policy_a, policy_b, newcombe_difference(sa, na, sb, nb), sa, na, sb, nb, tuple(per_task),
+                      mean_stderr([d.difference.estimate for d in per_task]))
 
 
 # --------------------------------------------------------------------------- filters
@@ -239,7 +241,10 @@ def to_markdown(report: Report, comparisons: Sequence[Comparison] = ()) -> str:
     for c in comparisons:
         lines.append(f"### {c.policy_a} − {c.policy_b}\n")
         lines.append(f"Pooled over {len(c.per_task)} shared task(s): {c.successes_a}/{c.trials_a} vs "
-                     f"{c.successes_b}/{c.trials_b}, difference {_diff_text(c.pooled)} (Newcombe 95%).\n")
+                     f"{c.successes_b}/{c.trials_b}, difference {_diff_text(c.pooled)} (Newcombe 95%).")
+        m = c.across_tasks
+        spread = "" if math.isnan(m.stderr) else f" ± {100 * m.stderr:.1f}"
+        lines.append(f"Per-task differences: mean {100 * m.mean:+.1f}{spread} pts (s.e. across {m.num_tasks} tasks).\n")
         lines.append("| task | difference [95% CI] |")
         lines.append("|---|---|")
         lines.extend(f"| {d.task} | {_diff_text(d.difference)} |" for d in c.per_task)

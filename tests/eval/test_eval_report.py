@@ -120,6 +120,10 @@ def test_pairwise_comparison(log):
         compare(report, "remix", "oracle")
     text = to_markdown(report, [result])
     assert "27/40 vs 15/40, difference +30.0 pts" in text
+    # per-task differences .3 .3 0 .6: mean .3, sample sd sqrt(.18/3), s.e. sd/2
+    assert result.across_tasks.mean == pytest.approx(0.3)
+    assert result.across_tasks.stderr == pytest.approx(math.sqrt(0.18 / 3) / 2)
+    assert "Per-task differences: mean +30.0 ± 12.2 pts (s.e. across 4 tasks)." in text
 
 
 def test_single_task_has_no_stderr(tmp_path):
