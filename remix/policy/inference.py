@@ -15,6 +15,7 @@ give the same actions on the same device.
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,10 @@ class DiffusionPolicy(Policy):
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> DiffusionPolicy:
         """Build from a checkpoint directory; `options` are the keyword arguments of the constructor."""
+        allowed = sorted(set(inspect.signature(cls.__init__).parameters) - {"self", "net", "normalization", "source"})
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ConfigError(f"unknown policy options {unknown}; checkpoint policies take {allowed}")
         weights, model_config, normalization, _meta = load_checkpoint(path)
         net = DiffusionPolicyNet(model_config)
         try:

@@ -70,7 +70,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 @hydra_main("policy_server", positional=("policy",))
 def main(cfg: DictConfig) -> int:
-    """remix-policy-server POLICY [host=... port=... token=... device=... sampler=... inference_steps=...]"""
+    """remix-policy-server POLICY [host=... port=... token=... inference.device=cuda inference.inference_steps=10 ...]"""
     if not cfg.policy:
         raise ConfigError("remix-policy-server needs a policy: remix-policy-server CHECKPOINT_DIR (or replay:STORE#EP)")
     options = {k: v for k, v in OmegaConf.to_container(cfg.inference, resolve=True).items() if v is not None}

@@ -219,7 +219,7 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
     for key in sorted({k for r in val for k in r if k.startswith("val_action_mse")}):
         points = [(r["step"], r[key]) for r in val if r.get(key) is not None]
         right.plot(*zip(*points), marker="o", label=key.replace("val_action_mse", "mse"))
-    left.set(xlabel="step", ylabel="noise-prediction MSE", yscale="log", title="diffusion loss")
+    left.set(xlabel="step", ylabel="denoising MSE", yscale="log", title="diffusion loss")
     right.set(xlabel="step", ylabel="MSE (normalized actions)", title="validation action error (DDIM)")
     for axis in (left, right):
         if axis.lines:

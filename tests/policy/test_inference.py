@@ -95,6 +95,8 @@ def test_usage_errors_are_clear(tmp_path):
         load_policy(path, execution="teleport")
     with pytest.raises(ConfigError, match="inference_steps"):
         load_policy(path, inference_steps=50)
+    with pytest.raises(ConfigError, match="unknown policy options \\['steps'\\]"):
+        load_policy(path, steps=10)
 
 
 def _corrupt(tmp_path, how: str):
