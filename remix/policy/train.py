@@ -274,7 +274,9 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
 
     torch.manual_seed(config.seed)
     net = DiffusionPolicyNet(model_config)
-    if config.pretrained and state is None and model_config.encoder != "tiny":
+    if config.pretrained and model_config.encoder == "tiny":
+        raise ConfigError("train.pretrained needs a ResNet encoder (model.encoder=resnet18|34|50), not tiny")
+    if config.pretrained and state is None:  # a resumed run has its own trained weights
         load_imagenet_weights(net.encoder, config.pretrained)
     net.to(device)
     scheduler = make_scheduler(model_config, "ddpm")

@@ -133,3 +133,16 @@ def test_imagenet_weights_initialize_obs_and_goal_channels(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a state dict")
     with pytest.raises(ConfigError, match="cannot read"):
         load_imagenet_weights(net.encoder, tmp_path / "junk.pth")
+
+
+def test_every_camera_gets_its_own_frame_embeddings():
+    config = ModelConfig(encoder="tiny", cameras=("cam0", "wrist"), image_size=(16, 16), embed_dim=32, hidden_dim=32,
+                         num_blocks=1)
+    net = DiffusionPolicyNet(config).eval()
+    images, goal = _inputs(config)
+    with torch.no_grad():
+        features = net.frame_features(images, goal)
+        assert features.shape == (2, 2, config.n_obs, 32)
+        assert net.encode(images, goal).shape == (2, 2 * config.n_obs * 32)
+        swapped = net.frame_features(images.flip(1), goal.flip(1))
+    torch.testing.assert_close(swapped, features.flip(1))
