@@ -40,7 +40,11 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
             grad_clip=float(o["grad_clip"]),
         )
         stage = StageConfig(
-            steps=int(r["steps"]), batch_size=int(c["batch_size"]), log_every=int(c["log_every"]), optim=optim
+            steps=int(r["steps"]),
+            batch_size=int(c["batch_size"]),
+            log_every=int(c["log_every"]),
+            num_workers=int(d["num_workers"]),
+            optim=optim,
         )
         return WeightsSettings(
             out=Path(c["out"]),

@@ -396,7 +396,12 @@ def run_weights(
         cache = None
         if settings.cache_reference:
             cache = reference_nll_cache(
-                reference, data.train, train_tensors, batch_size * 4, dist_info.device
+                reference,
+                data.train,
+                train_tensors,
+                batch_size * 4,
+                dist_info.device,
+                settings.data.num_workers,
             )
 
     # Stage 3: Group DRO on the excess loss.

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from remix.core.dataset import Batch, EncodedWindows
@@ -36,6 +37,7 @@ class StageConfig:
     steps: int = 2000
     batch_size: int = 128
     log_every: int = 50
+    num_workers: int = 0  # DataLoader workers for lazily read evaluation/caching passes
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -56,17 +58,16 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 def index_batches(
-    windows: EncodedWindows, tensors: Batch | None, indices: np.ndarray, batch_size: int
+    windows: EncodedWindows, tensors: Batch | None, indices: np.ndarray, batch_size: int, num_workers: int = 0
 ) -> Iterator[Batch]:
-    """Batches of the given flat indices, from memory or read lazily."""
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start : start + batch_size]
-        if tensors is not None:
-            idx = torch.as_tensor(chunk, dtype=torch.long)
+    """Batches of the given flat indices, in order: from memory, or read lazily through DataLoader workers."""
+    if tensors is not None:
+        for start in range(0, len(indices), batch_size):
+            idx = torch.as_tensor(indices[start : start + batch_size], dtype=torch.long)
             yield {k: v[idx] for k, v in tensors.items()}
-        else:
-            items = [windows[int(i)] for i in chunk]
-            yield {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        return
+    subset = Subset(windows, [int(i) for i in indices])
+    yield from DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
 @torch.no_grad()
@@ -77,6 +78,7 @@ def per_domain_nll(
     indices: np.ndarray,
     batch_size: int,
     dist_info: DistInfo,
+    num_workers: int = 0,
 ) -> np.ndarray:
     """Mean NLL per domain over `indices` (NaN for a domain with none); ranks split the work."""
     k = len(windows.domain_names)
@@ -84,7 +86,7 @@ def per_domain_nll(
     mine = indices[dist_info.rank :: dist_info.world_size]
     was_training = model.training
     model.eval()
-    for batch in index_batches(windows, tensors, mine, batch_size):
+    for batch in index_batches(windows, tensors, mine, batch_size, num_workers):
         batch = to_device(batch, dist_info.device)
         nll = model.nll(batch).double()
         totals[0].index_add_(0, batch["domain"], nll)
@@ -173,8 +175,8 @@ def train_reference(
             bar.set_postfix(loss=f"{running / count:.3f}")
             running, count = 0.0, 0
         if step % config.eval_every == 0 or step == stage.steps:
-            tr = per_domain_nll(model, *train, train_eval, stage.batch_size * 4, dist_info)
-            va = per_domain_nll(model, *val, val_eval, stage.batch_size * 4, dist_info)
+            tr = per_domain_nll(model, *train, train_eval, stage.batch_size * 4, dist_info, stage.num_workers)
+            va = per_domain_nll(model, *val, val_eval, stage.batch_size * 4, dist_info, stage.num_workers)
             eval_steps.append(step)
             for d, n in enumerate(names):
                 train_curves[n].append(float(tr[d]))
@@ -212,11 +214,12 @@ def reference_nll_cache(
     tensors: Batch | None,
     batch_size: int,
     device: torch.device,
+    num_workers: int = 0,
 ) -> torch.Tensor:
     """The frozen reference's NLL of every training window, (N,) float32 on `device`."""
     reference.eval()
     out = torch.empty(len(windows), dtype=torch.float32, device=device)
-    for batch in index_batches(windows, tensors, np.arange(len(windows)), batch_size):
+    for batch in index_batches(windows, tensors, np.arange(len(windows)), batch_size, num_workers):
         batch = to_device(batch, device)
         out[batch["index"]] = reference.nll(batch).float()
     return out
