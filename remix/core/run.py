@@ -349,6 +349,12 @@ def run_weights(
         write_json_atomic(
             out / "normalization.json", {**data.normalizer.to_dict(), "bins": asdict(data.binner)}
         )
+        no_val = [n for n, size in zip(names, data.val.domain_sizes) if size == 0]
+        if no_val:
+            console.print(
+                f"[yellow]warning:[/yellow] domains {no_val} have no validation episodes (too few episodes); "
+                "early stopping ignores them. Raise data.val_fraction or add episodes."
+            )
     if settings.data.in_memory:
         _check_memory(data, settings.data.max_memory_gb)
     train_tensors = data.train.materialize() if settings.data.in_memory else None
