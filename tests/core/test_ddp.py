@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from remix.core.distributed import DistInfo
+from remix.core.distributed import DistInfo, init_distributed, shutdown
 from remix.core.dro import DROConfig, GroupDRO
 from remix.core.model import DiscretePolicy, OptimConfig, PolicyConfig
 from remix.core.train import DROTrainer, StageConfig
@@ -67,13 +67,21 @@ def _run(rank: int, world: int) -> dict[str, torch.Tensor]:
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # the environment torchrun sets; init_distributed joins the gloo group from it
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    info = init_distributed("cpu")
+    assert (info.rank, info.world_size, dist.get_backend()) == (rank, world, "gloo")
     try:
         torch.save(_run(rank, world), Path(out_dir) / f"rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown()
 
 
 def _free_port() -> int:
