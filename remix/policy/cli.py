@@ -8,8 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from remix.cli import hydra_main
 from remix.errors import ConfigError
+from remix.policy.augment import AugmentConfig
 from remix.policy.config import ModelConfig
-from remix.policy.data import AugmentConfig, MixtureConfig
+from remix.policy.data import MixtureConfig
 from remix.policy.train import TrainConfig, train
 
 

@@ -10,10 +10,10 @@ every co-training store is a domain of its own and together they get `cotrain_sh
 among themselves). Draws go through the Re-Mix core's `WeightedDomainSampler`, so "train on weights
 w" means the same thing here as in the DRO stage.
 
-Augmentation (random resized crop, brightness, contrast, hue) is drawn once per sample and applied
-to the history frames and the goal image together, so the policy never sees a goal that was cropped
-differently from the observation it is compared with. Each sample's augmentation is seeded from the
-sample stream, so training is reproducible and a resumed run continues the exact same stream.
+Augmentation parameters (random resized crop, brightness, contrast, hue) are drawn once per sample,
+from a seed carried by the sample stream, and later applied to the history frames and the goal image
+together (`remix.policy.augment`), so the policy never sees a goal cropped differently from the
+observation it is compared with; training is reproducible and a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from remix.core.run import load_weights
 from remix.data import EpisodeStore, WindowSampler, split_episodes
 from remix.data.mixture import WeightedDomainSampler, normalize_weights
 from remix.errors import ConfigError
+from remix.policy.augment import AugmentConfig, draw_params, identity_params
 from remix.policy.config import ModelConfig
 from remix.policy.normalization import Normalization
 
@@ -201,29 +202,9 @@ def fit_normalization(domains: Sequence[Domain], model: ModelConfig, target: str
     return Normalization.fit(actions, states, gripper or (), model.clip_range, chosen)
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    enabled: bool = True
-    crop_scale: tuple[float, float] = (0.8, 1.0)
-    crop_ratio: tuple[float, float] = (0.9, 1.1)
-    brightness: float = 0.2
-    contrast: float = 0.2
-    hue: float = 0.05
-
-
-def image_transform(model: ModelConfig, augment: AugmentConfig | None) -> v2.Transform:
-    """Resize to the model's input size, with random augmentation when `augment` is enabled.
-
-    Applied to a (frames, 3, H, W) uint8 stack, v2 transforms draw one set of parameters for the
-    whole stack: that is what makes the augmentation identical across history and goal.
-    """
-    size = tuple(model.image_size)
-    if augment is None or not augment.enabled:
-        return v2.Resize(size, antialias=True)
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), ratio=tuple(augment.crop_ratio), antialias=True),
-        v2.ColorJitter(brightness=augment.brightness, contrast=augment.contrast, hue=augment.hue),
-    ])
+def image_transform(model: ModelConfig) -> v2.Transform:
+    """Resize to the model's input size (training, validation and inference alike)."""
+    return v2.Resize(tuple(model.image_size), antialias=True)
 
 
 def to_model_images(frames: np.ndarray, transform: v2.Transform) -> torch.Tensor:
@@ -236,7 +217,9 @@ class MixtureDataset(Dataset):
     """All domains' training (or validation) windows, as model-ready tensors.
 
     Indexed by a flat index into the concatenation of the domains (the order the weighted sampler
-    uses), or by `(flat index, augmentation seed)` pairs from `SeededStream`.
+    uses), or by `(flat index, augmentation seed)` pairs from `SeededStream`. Training items carry
+    their augmentation parameters ("augment", drawn from the seed); the trainer applies them to the
+    whole batch on its device (`remix.policy.augment.apply_augmentation`).
     """
 
     def __init__(self, domains: Sequence[Domain], model: ModelConfig, normalization: Normalization,
@@ -261,7 +244,10 @@ class MixtureDataset(Dataset):
                                               goal_keys=self.image_keys, episode_mask=mask))
         self.sizes = [len(w) for w in self.windows]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
-        self.transform = image_transform(model, augment if split == "train" else None)
+        self.transform = image_transform(model)
+        self.augment = augment if split == "train" and augment is not None and augment.enabled else None
+        height, width = model.image_size
+        self.aspect = width / height
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -271,12 +257,13 @@ class MixtureDataset(Dataset):
         domain = int(np.searchsorted(self.offsets, index, side="right") - 1)
         window = self.windows[domain][int(index - self.offsets[domain])]
         name = self.names[domain]
-        if seed is None:
-            images, goals = self._images(window)
+        images, goals = self._images(window)
+        if self.augment is None:
+            params = identity_params()
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                images, goals = self._images(window)
+            generator = torch.Generator()
+            generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+            params = draw_params(self.augment, self.aspect, generator)
         state = (self.normalization.normalize_state(window["obs"]["state"], name) if self.model.use_proprio
                  else np.zeros((self.model.n_obs, self.model.state_dim), np.float32))
         action = self.normalization.normalize_actions(window["action"], name)
@@ -287,6 +274,7 @@ class MixtureDataset(Dataset):
             "action": torch.from_numpy(action),
             "valid": torch.from_numpy(window["action_valid"]),
             "domain": torch.tensor(domain),
+            "augment": params,
         }
 
     def _images(self, window: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

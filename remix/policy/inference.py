@@ -76,7 +76,7 @@ class DiffusionPolicy(Policy):
         self.ensemble_decay = float(ensemble_decay)
         self.seed = int(seed)
         self.source = source
-        self.transform = image_transform(self.config, None)
+        self.transform = image_transform(self.config)
         self.generator = torch.Generator(device=self.device)
         self._goal: torch.Tensor | None = None
         self._history: deque[_Frame] = deque(maxlen=self.config.n_obs)

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from remix.data.mixture import WeightedDomainSampler
 from remix.errors import ConfigError, RemixError
+from remix.policy.augment import AugmentConfig, apply_augmentation
 from remix.policy.checkpoint import (
     TRAIN_STATE_FILE,
     checkpoint_name,
@@ -43,7 +44,6 @@ from remix.policy.checkpoint import (
 )
 from remix.policy.config import ModelConfig
 from remix.policy.data import (
-    AugmentConfig,
     Domain,
     MixtureConfig,
     MixtureDataset,
@@ -340,6 +340,8 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
     running: list[float] = []
     try:
         for batch in batches(loader, device):
+            if config.augment.enabled:
+                batch["images"], batch["goal"] = apply_augmentation(batch["images"], batch["goal"], batch["augment"])
             generator = step_generator(config.seed, step, context.rank, device)
             torch.manual_seed(int(generator.initial_seed()) % (2**31))  # dropout: also a function of (seed, step)
             per_sample = loss_module(batch, generator)

@@ -19,7 +19,6 @@ from remix.policy.data import (
     SeededStream,
     discover_domains,
     fit_normalization,
-    image_transform,
     mixture_weights,
 )
 
@@ -148,25 +147,24 @@ def test_per_domain_normalization_puts_units_on_one_scale(stores):
     np.testing.assert_allclose(back, np.clip(raw, stats.low, stats.high), atol=1e-5)
 
 
-def test_augmentation_is_identical_across_history_and_goal_and_seeded(stores):
-    frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    transform = image_transform(MODEL, AugmentConfig(crop_scale=(0.3, 0.5), hue=0.2))
-    out = transform(torch.from_numpy(np.stack([frame] * 3)).permute(0, 3, 1, 2))
-    assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
-
+def test_augmentation_parameters_are_drawn_per_sample_from_its_seed(stores):
     config = MixtureConfig(stores=(str(stores / "metres.zarr"),), val_fraction=0.0)
     domains = discover_domains(config)
     normalization = fit_normalization(domains, MODEL, None)
     dataset = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(crop_scale=(0.3, 0.6), hue=0.2))
-    last_step_of_first_episode = 4  # there the newest frame *is* the goal frame
-    item = dataset[(last_step_of_first_episode, 7)]
-    assert torch.equal(item["images"][0, -1], item["goal"][0])
-    first = dataset[(0, 7)]  # at an episode start both history frames are the same frame
-    assert torch.equal(first["images"][0, 0], first["images"][0, 1])
-    assert torch.equal(first["images"], dataset[(0, 7)]["images"])  # seeded
-    assert not torch.equal(first["images"], dataset[(0, 8)]["images"])
-    plain = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(enabled=False))[0]["images"]
-    assert not torch.equal(first["images"], plain)
+    first = dataset[(0, 7)]
+    assert torch.equal(first["augment"], dataset[(0, 7)]["augment"])  # seeded
+    assert not torch.equal(first["augment"], dataset[(0, 8)]["augment"])
+    x0, y0, x1, y1, brightness, contrast, hue = first["augment"].tolist()
+    assert 0.3 - 1e-6 <= (x1 - x0) * (y1 - y0) <= 0.6 + 1e-6 and 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    assert 0.8 <= brightness <= 1.2 and 0.8 <= contrast <= 1.2 and abs(hue) <= 0.2
+    identity = torch.tensor([0, 0, 1, 1, 1, 1, 0], dtype=torch.float32)
+    plain = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(enabled=False))
+    validation = MixtureDataset(domains, MODEL, normalization, "val", AugmentConfig())
+    assert torch.equal(plain[(0, 7)]["augment"], identity)
+    assert len(validation) == 0 or torch.equal(validation[0]["augment"], identity)
+    last_step_of_first_episode = dataset[(4, 7)]  # there the newest history frame *is* the goal frame
+    assert torch.equal(last_step_of_first_episode["images"][0, -1], last_step_of_first_episode["goal"][0])
 
 
 def test_seeded_stream_resumes_exactly(stores):

@@ -14,9 +14,10 @@ from remix.data import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
 from remix.errors import ConfigError
 from remix.policy import load_policy
+from remix.policy.augment import AugmentConfig
 from remix.policy.cli import train_main
 from remix.policy.config import ModelConfig
-from remix.policy.data import AugmentConfig, MixtureConfig
+from remix.policy.data import MixtureConfig
 from remix.policy.train import TrainConfig, train
 from tests.policy.conftest import FakeObservation
 
