@@ -189,10 +189,11 @@ class WidowXRobot(ArmRobot):
         self._misses = 0
 
     def _recover(self, fault: ArmFault) -> None:
-        """Motor-fault hook: reboot the motors in an error state, torque them on and re-sync commands."""
+        """Motor-fault hook: reboot the motors in an error state (torque back on), then take the encoders'
+        positions as the joint commands so the next move starts from where the arm really is."""
         core = self.bot.core
         core.robot_reboot_motors("group", "arm", True, smart_reboot=True)
         core.robot_reboot_motors("single", "gripper", True)
         self.reboots += 1
         self._gripper_closed = None
-        self.bot.arm.set_joint_positions(self._arm_joints(), moving_time=0.5, accel_time=0.2, blocking=True)
+        self.bot.arm.capture_joint_positions()

@@ -77,6 +77,9 @@ class FakeXSArm:
     def get_ee_pose(self):
         return self.T_sb.copy()
 
+    def capture_joint_positions(self) -> None:
+        self.calls.append({"capture": True})
+
     def get_joint_commands(self):
         return list(self.joint_commands)
 

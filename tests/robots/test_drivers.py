@@ -90,6 +90,7 @@ def test_widowx_motor_stall_reboots_and_is_a_robot_fault(monkeypatch) -> None:
             for _ in range(10):
                 robot.send_action([0.05, 0, 0, 0, 0, 0, 1])
         assert ("group", "arm", True, True) in bot.core.reboots and robot.reboots == 1
+        assert {"capture": True} in bot.arm.calls, "joint commands re-synced to the encoders"
         bot.arm.stalled = False
         robot.send_action([0.01, 0, 0, 0, 0, 0, 1])  # resynced to where the arm really is
         assert bot.arm.calls[-1]["T"][0, 3] == pytest.approx(robot.get_observation().state[0])
