@@ -32,9 +32,9 @@ def configs_from(cfg: DictConfig) -> tuple[ModelConfig, MixtureConfig, TrainConf
 
 @hydra_main("train", positional=("output_dir",))
 def train_main(cfg: DictConfig) -> int:
-    """remix-train OUTPUT_DIR data.stores=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true]"""
+    """remix-train OUTPUT_DIR data.stores=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true|overwrite=true]"""
     model, mixture, training = configs_from(cfg)
-    checkpoint = train(model, mixture, training, cfg.output_dir, resume=cfg.resume)
+    checkpoint = train(model, mixture, training, cfg.output_dir, resume=cfg.resume, overwrite=bool(cfg.overwrite))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"final checkpoint: {checkpoint}")
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -248,12 +249,26 @@ def _write_metrics(path: Path, row: dict[str, Any]) -> None:
 
 
 def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: str | Path,
-          resume: bool | str = False) -> Path:
-    """Run (or resume) one training run; returns the last checkpoint directory."""
+          resume: bool | str = False, overwrite: bool = False) -> Path:
+    """Run (or resume) one training run; returns the last checkpoint directory.
+
+    A new run never silently replaces an old one: if `output_dir` already holds checkpoints, pass
+    `resume` to continue it or `overwrite` to delete it first.
+    """
     output_dir = Path(output_dir).expanduser()
     context = distributed_context()
     device = pick_device(config.device, context)
     resume_from = _resume_source(resume, output_dir)
+    if resume_from is None and (output_dir / "checkpoints").is_dir() and any((output_dir / "checkpoints").iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{output_dir} already holds a training run; pass resume=true to continue it, "
+                              "overwrite=true to replace it, or another output directory")
+        if context.is_main:
+            shutil.rmtree(output_dir / "checkpoints")
+            for name in ("metrics.jsonl", "losses.png", "run.json"):
+                (output_dir / name).unlink(missing_ok=True)
+        if context.world_size > 1:
+            dist.barrier()
 
     domains: list[Domain] = discover_domains(mixture, config.seed)
     weights = mixture_weights(mixture, domains)

@@ -67,6 +67,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(store, tmp_path):
     straight = train(MODEL, mixture, config, tmp_path / "straight")
     short = TrainConfig(**{**config.__dict__, "steps": 4})
     train(MODEL, mixture, short, tmp_path / "resumed")
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(MODEL, mixture, short, tmp_path / "resumed")
     with pytest.raises(ConfigError, match="already at step 4"):
         train(MODEL, mixture, short, tmp_path / "resumed", resume=True)
     resumed = train(MODEL, mixture, config, tmp_path / "resumed", resume=True)
@@ -107,6 +109,10 @@ def test_cli_trains_and_reports_bad_input_in_one_line(store, tmp_path, monkeypat
     assert _run_cli(monkeypatch, str(tmp_path / "run"), *common) == 0
     assert "final checkpoint" in capsys.readouterr().out
     assert (tmp_path / "run" / "checkpoints" / "step_00000002" / "model.safetensors").exists()
+    assert _run_cli(monkeypatch, str(tmp_path / "run"), *common, "train.steps=1") == 1
+    assert "already holds a training run" in capsys.readouterr().err
+    assert _run_cli(monkeypatch, str(tmp_path / "run"), *common, "train.steps=1", "overwrite=true") == 0
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_00000001"]
 
     assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "model.encoder=resnet99") == 1
     err = capsys.readouterr().err.strip().splitlines()
