@@ -259,16 +259,11 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
     context = distributed_context()
     device = pick_device(config.device, context)
     resume_from = _resume_source(resume, output_dir)
-    if resume_from is None and (output_dir / "checkpoints").is_dir() and any((output_dir / "checkpoints").iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{output_dir} already holds a training run; pass resume=true to continue it, "
-                              "overwrite=true to replace it, or another output directory")
-        if context.is_main:
-            shutil.rmtree(output_dir / "checkpoints")
-            for name in ("metrics.jsonl", "losses.png", "run.json"):
-                (output_dir / name).unlink(missing_ok=True)
-        if context.world_size > 1:
-            dist.barrier()
+    replace_old_run = resume_from is None and (output_dir / "checkpoints").is_dir() and any(
+        (output_dir / "checkpoints").iterdir())
+    if replace_old_run and not overwrite:
+        raise ConfigError(f"{output_dir} already holds a training run; pass resume=true to continue it, "
+                          "overwrite=true to replace it, or another output directory")
 
     domains: list[Domain] = discover_domains(mixture, config.seed)
     weights = mixture_weights(mixture, domains)
@@ -334,6 +329,10 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
         "train": asdict(config),
     }
     if context.is_main:
+        if replace_old_run:  # only now that data and config have been checked
+            shutil.rmtree(output_dir / "checkpoints")
+            for name in ("metrics.jsonl", "losses.png", "run.json"):
+                (output_dir / name).unlink(missing_ok=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "run.json").write_text(json.dumps({"model": asdict(model_config), **meta}, indent=2, default=str))
 

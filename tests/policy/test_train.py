@@ -111,6 +111,10 @@ def test_cli_trains_and_reports_bad_input_in_one_line(store, tmp_path, monkeypat
     assert (tmp_path / "run" / "checkpoints" / "step_00000002" / "model.safetensors").exists()
     assert _run_cli(monkeypatch, str(tmp_path / "run"), *common, "train.steps=1") == 1
     assert "already holds a training run" in capsys.readouterr().err
+    assert _run_cli(monkeypatch, str(tmp_path / "run"), *common, "train.steps=1", "overwrite=true",
+                    "model.encoder=resnet99") == 1  # a bad config must not cost the old run
+    assert (tmp_path / "run" / "checkpoints" / "step_00000002" / "model.safetensors").exists()
+    capsys.readouterr()
     assert _run_cli(monkeypatch, str(tmp_path / "run"), *common, "train.steps=1", "overwrite=true") == 0
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_00000001"]
 
