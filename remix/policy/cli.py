@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,10 +31,15 @@ def configs_from(cfg: DictConfig) -> tuple[ModelConfig, MixtureConfig, TrainConf
         raise ConfigError(f"bad train config: {error}") from None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @hydra_main("train", positional=("output_dir",))
 def train_main(cfg: DictConfig) -> int:
     """remix-train OUTPUT_DIR data.stores=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true|overwrite=true]"""
     model, mixture, training = configs_from(cfg)
+    signal.signal(signal.SIGTERM, _interrupt)  # preemption: save where we are, like Ctrl-C
     checkpoint = train(model, mixture, training, cfg.output_dir, resume=cfg.resume, overwrite=bool(cfg.overwrite))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"final checkpoint: {checkpoint}")
