@@ -31,17 +31,33 @@ _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config
                      "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
 
 
+# with these flags hydra composes differently (other config dirs) or does not compose at all.
+_SKIP_PRECHECK = {"--help", "-h", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp",
+                  "--config-name", "-cn", "--config-dir", "-cd"}
+
+
 def _rewrite_argv(argv: Sequence[str], positional: Sequence[str]) -> list[str]:
     out: list[str] = []
     names = list(positional)
     takes_value = False
     for arg in argv:
         if names and not takes_value and not arg.startswith("-") and "=" not in arg:
-            out.append(f"{names.pop(0)}={arg}")
+            out.append(f"{names.pop(0)}={_quote(arg)}")
         else:
             out.append(arg)
         takes_value = arg in _FLAGS_WITH_VALUE
     return out
+
+
+_UNQUOTED_OK = re.compile(r"^[\w\-+./:@%*?$~]*$")
+
+
+def _quote(value: str) -> str:
+    """Quote a positional value for hydra's override grammar when it holds special characters (#, spaces, ...)."""
+    if _UNQUOTED_OK.match(value):
+        return value
+    quote = '"' if "'" in value else "'"
+    return f"{quote}{value}{quote}"
 
 
 def _overrides(argv: Sequence[str]) -> list[str]:
@@ -82,7 +98,7 @@ def hydra_main(config_name: str, positional: Sequence[str] = ()) -> Callable[[Ca
             if {"--help", "-h"} & set(sys.argv[1:]) and fn.__doc__:
                 print(inspect.cleandoc(fn.__doc__), end="\n\n")
             sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:], positional)]
-            if not {"--help", "-h", "--hydra-help", "--shell-completion", "-sc"} & set(sys.argv[1:]):
+            if not any(arg.split("=")[0] in _SKIP_PRECHECK for arg in sys.argv[1:]):
                 problem = check_overrides(config_name, _overrides(sys.argv[1:]))
                 if problem:
                     print(f"error: {problem}", file=sys.stderr, flush=True)

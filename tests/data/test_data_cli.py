@@ -86,3 +86,10 @@ def test_hydra_flag_values_are_not_positionals(store_path):
 def test_help_lists_usage():
     result = run_cli("--help")
     assert result.returncode == 0 and "remix-data info PATH" in result.stdout and "synthetic:" in result.stdout
+
+
+def test_positional_path_with_special_characters(tmp_path):
+    odd = tmp_path / "my data#1.zarr"
+    result = run_cli("info", str(odd))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: no episode store at {odd}; check the path or create one (remix-data synthetic OUT)"
