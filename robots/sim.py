@@ -78,6 +78,18 @@ def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
 
+def _load_triton_before_gl() -> None:
+    """Load triton (torch's compiler, with its own LLVM) before Mesa's EGL brings in another LLVM.
+
+    In the other order, the first later import of torchvision or diffusers (e.g. loading a policy after
+    the sim rendered a goal image) segfaults the process. Without triton installed there is no clash.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
+
+
 class SimRobot(ArmRobot):
     """A simulated arm over the MuJoCo tabletop; see the module docstring."""
 
@@ -142,6 +154,7 @@ class SimRobot(ArmRobot):
 
     # ---------------------------------------------------------------------------------------- physics
     def _connect(self) -> None:
+        _load_triton_before_gl()
         try:
             import mujoco
         except ImportError:
