@@ -7,39 +7,13 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from eval.report import build_report, compare, parse_time_bound, to_markdown, write_report
 from eval.trial_log import TrialLog
-from remix.cli import hydra_main
+from remix.cli import as_str_list, as_str_mapping, hydra_main, operator_from_config, to_plain
 from remix.errors import ConfigError, RemixError
-from remix.operator import make_operator
-
-
-def _container(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
-def _as_list(value: Any, key: str) -> list[str]:
-    value = _container(value)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list):
-        raise ConfigError(f"{key} must be a list, e.g. {key}=[a,b]; got {value!r}")
-    return [str(v) for v in value]
-
-
-def _as_mapping(value: Any, key: str) -> dict[str, str]:
-    value = _container(value)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{key} must be a mapping, e.g. {key}={{name:value}}; got {value!r}")
-    return {str(k): str(v) for k, v in value.items()}
 
 
 def run_eval(cfg: DictConfig) -> int:
@@ -51,8 +25,8 @@ def run_eval(cfg: DictConfig) -> int:
     from remix.policy import load_policy
     from robots.robot import make_robot
 
-    tasks = _as_list(cfg.tasks, "tasks")
-    policy_specs = _as_mapping(cfg.policies, "policies")
+    tasks = as_str_list(cfg.tasks, "tasks")
+    policy_specs = as_str_mapping(cfg.policies, "policies")
     if not policy_specs:
         raise ConfigError("no policies given; pass policies={name:checkpoint_dir,...} "
                           "(or 'replay:<store>#<episode>', 'scripted:expert', 'tcp://host:port')")
@@ -60,22 +34,21 @@ def run_eval(cfg: DictConfig) -> int:
         raise ConfigError(f"time_limit_s must be a positive number of seconds, got {cfg.time_limit_s}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ConfigError(f"max_steps must be >= 1 or null, got {cfg.max_steps}")
-    for task, path in _as_mapping(cfg.goal_images, "goal_images").items():
+    for task, path in as_str_mapping(cfg.goal_images, "goal_images").items():
         if not Path(path).expanduser().is_file():
             raise RemixError(f"goal image {path} for task {task!r} does not exist; fix goal_images or drop the entry")
     robot = make_robot(cfg.robot)
-    options = _container(cfg.policy_options) or {}
-    operator = make_operator(str(cfg.operator.kind), _as_list(cfg.operator.answers, "operator.answers"),
-                             _as_list(cfg.operator["keys"], "operator.keys"))
+    options = to_plain(cfg.policy_options) or {}
+    operator = operator_from_config(cfg.operator)
     name = cfg.session or f"{robot.name}-{datetime.now(timezone.utc):%Y%m%d}"
     settings = SessionSettings(
         name=str(name), tasks=tuple(tasks), trials=int(cfg.trials), seed=int(cfg.seed), blind=bool(cfg.blind),
-        operator_name=str(cfg.operator.name or ""), goal_images=_as_mapping(cfg.goal_images, "goal_images"),
+        operator_name=str(cfg.operator.name or ""), goal_images=as_str_mapping(cfg.goal_images, "goal_images"),
         max_fault_retries=int(cfg.max_fault_retries), ask_notes=bool(cfg.ask_notes), record_video=bool(cfg.video),
         sim_time=bool(cfg.sim_time),
-        rollout=RolloutSettings(time_limit_s=float(cfg.time_limit_s), stop_keys=tuple(_as_list(cfg.stop_keys, "stop_keys")),
+        rollout=RolloutSettings(time_limit_s=float(cfg.time_limit_s), stop_keys=tuple(as_str_list(cfg.stop_keys, "stop_keys")),
                                 max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
-                                video_cameras=tuple(_as_list(cfg.video_cameras, "video_cameras"))),
+                                video_cameras=tuple(as_str_list(cfg.video_cameras, "video_cameras"))),
     )
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -111,8 +84,8 @@ def run_report(cfg: DictConfig) -> int:
     """Filter the trial log, write tables and plots, print the Markdown table."""
     if cfg.db is None or str(cfg.db).strip() == "":
         raise ConfigError("no trial database given; run remix-report <path/to/trials.sqlite>")
-    sessions, robots = _as_list(cfg.sessions, "sessions"), _as_list(cfg.robots, "robots")
-    pair = _as_list(cfg.compare, "compare")
+    sessions, robots = as_str_list(cfg.sessions, "sessions"), as_str_list(cfg.robots, "robots")
+    pair = as_str_list(cfg.compare, "compare")
     if pair and len(pair) != 2:
         raise ConfigError(f"compare needs exactly two policy names, e.g. compare=[remix,uniform]; got {pair}")
     since, until = parse_time_bound(cfg.since, end=False), parse_time_bound(cfg.until, end=True)
@@ -135,7 +108,7 @@ def _report(cfg: DictConfig, sessions: list[str], robots: list[str], pair: list[
         report = build_report(rows)
         comparisons = [compare(report, pair[0], pair[1])] if pair else []
         out = Path(cfg.out).expanduser() if cfg.out else log.root / "report"
-        written = write_report(report, out, _as_list(cfg.formats, "formats"), comparisons, plot=bool(cfg.plot))
+        written = write_report(report, out, as_str_list(cfg.formats, "formats"), comparisons, plot=bool(cfg.plot))
     print(to_markdown(report, comparisons))
     print(f"{report.num_trials} trials; wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0

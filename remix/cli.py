@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from remix.errors import ConfigError, RemixError
+from remix.operator import OperatorInput, make_operator
 
 CONFIG_MODULE = "remix.configs"
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
@@ -54,7 +55,8 @@ _UNQUOTED_OK = re.compile(r"^[\w\-+./:@%*?$~]*$")
 
 def _quote(value: str) -> str:
     """Quote a positional value for hydra's override grammar when it holds special characters (#, spaces, ...)."""
-    if _UNQUOTED_OK.match(value):
+    already_quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+    if already_quoted or _UNQUOTED_OK.match(value):
         return value
     quote = '"' if "'" in value else "'"
     return f"{quote}{value}{quote}"
@@ -140,3 +142,20 @@ def as_str_list(value: Any, key: str) -> list[str]:
     if not isinstance(value, list):
         raise ConfigError(f"{key} must be a list, e.g. {key}=[a,b]; got {value!r}")
     return [str(v) for v in value]
+
+
+def as_str_mapping(value: Any, key: str) -> dict[str, str]:
+    """A config value given as `key={a:x,b:y}` as a {str: str} dict (None -> {})."""
+    value = to_plain(value)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a mapping, e.g. {key}={{name:value}}; got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def operator_from_config(node: Any) -> OperatorInput:
+    """The operator input a config's `operator:` block asks for (kind terminal|scripted, answers, keys)."""
+    return make_operator(
+        str(node.kind), as_str_list(node.get("answers"), "operator.answers"), as_str_list(node.get("keys"), "operator.keys")
+    )

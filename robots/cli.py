@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from remix.cli import hydra_main
+from remix.cli import hydra_main, operator_from_config
 from remix.errors import RemixError
-from remix.operator import make_operator
 from robots.goals import capture_goal, load_goal, save_goal
 from robots.robot import make_robot
 
@@ -30,7 +29,7 @@ def run_goal(cfg: DictConfig) -> int:
         observation = load_goal(cfg.load, cameras)
         record = save_goal(cfg.out, task, observation, robot.name, source=f"file:{cfg.load}", overwrite=bool(cfg.overwrite))
     else:
-        operator = make_operator(cfg.operator.kind, list(cfg.operator["answers"]), list(cfg.operator["keys"]))
+        operator = operator_from_config(cfg.operator)
         if hasattr(robot, "set_task") and cfg.robot.get("_target_") == "robots.sim.SimRobot":
             robot.set_task(task)  # type: ignore[attr-defined]
         goal_pose = OmegaConf.to_container(cfg.goal_pose) if cfg.goal_pose is not None else None

@@ -10,31 +10,14 @@ Rerunning with the same store and task continues the count of kept demos.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from remix.cli import hydra_main
+from remix.cli import as_str_list, hydra_main, operator_from_config, to_plain
 from remix.errors import ConfigError
-from remix.operator import make_operator
 from teleop.collect import CollectSettings, DemoCollector, open_demo_store
 from teleop.factory import make_teleop
 from teleop.preview import CameraPreview
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
-def _str_list(value: Any, key: str) -> list[str]:
-    value = _plain(value)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list):
-        raise ConfigError(f"{key} must be a list, e.g. {key}=[a,b]; got {value!r}")
-    return [str(v) for v in value]
 
 
 def run_collect(cfg: DictConfig) -> int:
@@ -46,14 +29,13 @@ def run_collect(cfg: DictConfig) -> int:
         task=str(cfg.task), num_demos=int(cfg.num_demos), operator=str(cfg.operator.name or "unknown"),
         domain=None if cfg.domain is None else str(cfg.domain), max_steps=int(cfg.max_steps),
         min_steps=int(cfg.min_steps), record_idle=bool(cfg.record_idle),
-        stop_keys=tuple(_str_list(cfg.stop_keys, "stop_keys")), seed=None if cfg.seed is None else int(cfg.seed),
+        stop_keys=tuple(as_str_list(cfg.stop_keys, "stop_keys")), seed=None if cfg.seed is None else int(cfg.seed),
     )
-    operator = make_operator(str(cfg.operator.kind), _str_list(cfg.operator.answers, "operator.answers"),
-                             _str_list(cfg.operator["keys"], "operator.keys"))
+    operator = operator_from_config(cfg.operator)
     robot = make_robot(cfg.robot)
     with robot:  # connected first: a remote robot learns its name and specs from its server
         store_path = Path(str(cfg.store)).expanduser() if cfg.store else Path("demos") / f"{robot.name}.zarr"
-        setup = make_teleop(_plain(cfg.teleop), robot)  # validates the teleop config before anything is written
+        setup = make_teleop(to_plain(cfg.teleop), robot)  # validates the teleop config before anything is written
         preview = CameraPreview() if cfg.preview else None
         try:
             with setup.device:  # the headset is found (or the error says why) before the store is created
