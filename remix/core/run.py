@@ -445,7 +445,7 @@ def run_weights(
                     "plain": settings.plain_dro,
                 },
                 "sources": [
-                    {"name": d.name, "path": str(d.path), "episodes": len(d.episodes), "steps": d.num_steps}
+                    {"name": d.name, "path": str(Path(d.path).resolve()), "episodes": len(d.episodes), "steps": d.num_steps}
                     for d in domains
                 ],
                 "domain_key": settings.data.domain_key,
