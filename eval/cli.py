@@ -114,5 +114,22 @@ def _report(cfg: DictConfig, sessions: list[str], robots: list[str], pair: list[
     return 0
 
 
-eval_main = hydra_main("eval")(run_eval)
-report_main = hydra_main("report", positional=("db",))(run_report)
+EVAL_USAGE = """remix-eval: run goal-conditioned policies on a robot, log every trial, print the success table.
+
+Usage:
+  remix-eval robot=widowx|franka|sim|mock|remote tasks=[a,b] policies={name:checkpoint_dir,...} [trials=10]
+             [blind=true] [session=NAME] [db=evals/trials.sqlite]
+Policies: a checkpoint dir, 'replay:<store>#<episode>', 'scripted:expert' (sim) or 'tcp://host:port'.
+Per task a goal image is taken (or goal_images={task: png}); per trial the operator labels success / failure /
+robot fault (the sim labels itself). Rerunning the same session resumes where it stopped.
+"""
+
+REPORT_USAGE = """remix-report: success rates per task x policy from the trial log, as Markdown, CSV, LaTeX and plots.
+
+Usage:
+  remix-report DB [sessions=[..]] [robots=[..]] [since=YYYY-MM-DD] [until=..] [compare=[a,b]] [out=DIR]
+Cells are successes/scored trials with a Wilson 95% interval; the summary is mean +- s.e. across tasks.
+"""
+
+eval_main = hydra_main("eval", usage=EVAL_USAGE)(run_eval)
+report_main = hydra_main("report", positional=("db",), usage=REPORT_USAGE)(run_report)

@@ -91,14 +91,17 @@ def report_error(error: BaseException) -> None:
     print(f"error: {error}", file=sys.stderr, flush=True)
 
 
-def hydra_main(config_name: str, positional: Sequence[str] = ()) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
-    """Decorate `fn(cfg)` into a console-script entry point."""
+def hydra_main(
+    config_name: str, positional: Sequence[str] = (), usage: str | None = None
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
+    """Decorate `fn(cfg)` into a console-script entry point; `--help` prints `usage` (else fn's docstring)."""
 
     def decorate(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
         @functools.wraps(fn)
         def entry() -> None:
-            if {"--help", "-h"} & set(sys.argv[1:]) and fn.__doc__:
-                print(inspect.cleandoc(fn.__doc__), end="\n\n")
+            text = usage or fn.__doc__
+            if {"--help", "-h"} & set(sys.argv[1:]) and text:
+                print(inspect.cleandoc(text), end="\n\n")
             sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:], positional)]
             if not any(arg.split("=")[0] in _SKIP_PRECHECK for arg in sys.argv[1:]):
                 problem = check_overrides(config_name, _overrides(sys.argv[1:]))

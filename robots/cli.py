@@ -44,5 +44,12 @@ def run_goal(cfg: DictConfig) -> int:
 
 @hydra_main("goal", positional=("task",))
 def goal_main(cfg: DictConfig) -> int:
-    """Capture, confirm and save a task's goal image(s)."""
+    """remix-goal: capture, confirm and save a task's goal image(s) for evaluation.
+
+    Usage:
+      remix-goal TASK robot=widowx|franka|sim|mock [goal_pose=[x,y,z,roll,pitch,yaw,gripper]] [out=goals]
+      remix-goal TASK load=picture.png              # use an image you already have
+    The robot moves to the goal pose (or the operator arranges the scene), the operator confirms or retakes,
+    and goals/TASK/<camera>.png plus goal.json are written.
+    """
     return run_goal(cfg)

@@ -134,5 +134,11 @@ def run_server(cfg: DictConfig) -> None:
 
 @hydra_main("robot_server")
 def main(cfg: DictConfig) -> None:
-    """Serve the configured robot until Ctrl-C."""
+    """remix-robot-server: serve a robot over the network so policies can run on another machine.
+
+    Usage:
+      remix-robot-server robot=widowx|franka|sim|mock [host=127.0.0.1] [port=5557] [token=SECRET]
+    Binds 127.0.0.1 unless told otherwise; clients use robot=remote robot.address=tcp://HOST:PORT.
+    The safety layer runs here, next to the arm. Stops on Ctrl-C.
+    """
     run_server(cfg)

@@ -52,4 +52,12 @@ def run_collect(cfg: DictConfig) -> int:
     return 0
 
 
-main = hydra_main("collect", positional=("task",))(run_collect)
+USAGE = """remix-collect: collect teleoperated demos (the paper's 25 per task) into an episode store.
+
+Usage:
+  remix-collect task=NAME robot=widowx|franka|sim|mock teleop=oculus|keyboard [num_demos=25] [store=demos/x.zarr]
+Per demo: the robot resets, the operator drives it (Quest: hold grip to move, trigger = gripper), then keeps (A),
+discards (B) or re-records (stick). Kept demos are durable at once; rerunning continues the count.
+"""
+
+main = hydra_main("collect", positional=("task",), usage=USAGE)(run_collect)
