@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -120,6 +121,9 @@ def hydra_main(
                 except KeyboardInterrupt:
                     print("interrupted", file=sys.stderr)
                     sys.exit(130)
+                except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                    sys.exit(1)
                 if isinstance(result, int) and result != 0:
                     sys.exit(result)
 

@@ -3,6 +3,7 @@
 `oculus`: a Quest over ADB. `keyboard`: key presses from the operator input. `scripted_oculus`: the
 same Quest code path against a fake ADB server whose headset plays a scripted hand motion (CI,
 dry runs); its script restarts whenever an episode starts, as an operator waits for the reset.
+`sim_expert`: the sim robot's scripted expert drives, and a demo is kept once the task succeeds.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from teleop.keyboard import KeyboardConfig, KeyboardTeleop
 from teleop.mapping import MappingConfig
 from teleop.oculus import AdbSettings, OculusReader
 from teleop.quest import QuestTeleop
+from teleop.sim_expert import SimExpertTeleop
 
-KINDS = ("oculus", "keyboard", "scripted_oculus")
+KINDS = ("oculus", "keyboard", "scripted_oculus", "sim_expert")
 
 
 @dataclass
@@ -106,4 +108,7 @@ def make_teleop(cfg: Mapping[str, Any], robot: Robot) -> TeleopSetup:
                                    float(cfg.get("first_sample_timeout_s", 10.0)))
         setup.on_episode_start.append(script.episode_started)
         return setup
-    raise ConfigError(f"unknown teleop kind {kind!r}; use teleop=oculus|keyboard|scripted_oculus")
+    if kind == "sim_expert":
+        _take(cfg, {"kind"}, "teleop (sim_expert)")
+        return TeleopSetup(SimExpertTeleop(robot))
+    raise ConfigError(f"unknown teleop kind {kind!r}; use teleop={'|'.join(KINDS)}")

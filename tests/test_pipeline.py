@@ -48,7 +48,7 @@ def test_weights_subset_demos_training_eval_and_report(tmp_path):
     assert kept_steps == subset["kept_steps"]
     assert 0.45 * total_steps <= kept_steps <= 0.55 * total_steps
 
-    run("remix-collect", "task=lift_red", "robot=sim", "robot.cameras.cam0=[32,32]", "teleop=scripted_oculus",
+    run("remix-collect", "task=lift_red", "robot=sim", "robot.cameras.cam0=[32,32]", "teleop=sim_expert",
         "operator.kind=scripted", "num_demos=2", "store=demos/sim.zarr", "progress=false", cwd=tmp_path)
     demos = EpisodeStore.open(tmp_path / "demos/sim.zarr")
     assert demos.num_episodes == 2 and set(demos.field("task")) == {"lift_red"}

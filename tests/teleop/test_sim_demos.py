@@ -88,3 +88,32 @@ def test_sim_demos_load_in_remix_and_policy_training(tmp_path) -> None:
     assert [d.name for d in policy_domains] == ["sim"] and dataset.sizes == [store.num_steps]
     assert item["images"].shape == (1, 2, 3, 32, 32) and item["action"].shape == (4, 7)
     assert torch.isfinite(item["action"]).all() and len(dataset) == store.num_steps
+
+
+@pytest.mark.parametrize("profile", ["widowx", "franka"])
+def test_sim_expert_teleop_collects_successful_demos(tmp_path, profile) -> None:
+    robot = SimRobot(profile=profile, task="put_red_in_green", cameras={"cam0": (32, 32)})
+    robot.connect()
+    try:
+        setup = make_teleop({"kind": "sim_expert"}, robot)
+        with setup.device:
+            DemoCollector(robot, setup.device, open_demo_store(tmp_path / "expert.zarr", robot), ScriptedInput(),
+                          CollectSettings(task="put_red_in_green", num_demos=2, seed=3, max_steps=120)).run()
+        store = EpisodeStore.open(tmp_path / "expert.zarr")
+        assert store.num_episodes == 2
+        for index in range(2):  # replaying a demo from its scene seed ends with the task solved
+            robot.reset(seed=int(store.field("seed")[index]))
+            assert not robot.check_success()
+            for action in store.read_episode(index)["action"]:
+                robot.send_action(action)
+            assert robot.check_success()
+    finally:
+        robot.disconnect()
+
+
+def test_sim_expert_teleop_refuses_a_robot_without_an_expert() -> None:
+    from remix.errors import ConfigError
+    from robots.mock import MockRobot
+
+    with pytest.raises(ConfigError, match="needs a simulated robot with a scripted expert"):
+        make_teleop({"kind": "sim_expert"}, MockRobot())
