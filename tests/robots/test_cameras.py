@@ -51,6 +51,7 @@ def test_camera_config_errors_are_one_line() -> None:
 
 
 def test_several_mock_cameras_on_a_real_robot_config_and_camera_loss() -> None:
+    pytest.importorskip("franky")  # the Franka backend builds real franky motion objects
     from robots.franka import FrankaRobot
 
     robot = FrankaRobot(robot_factory=FakeFrankaArm, cameras={"cam0": {"type": "mock", "height": 48, "width": 64},
