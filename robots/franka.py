@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from remix.errors import ConfigError, HardwareError
+from remix.common.errors import ConfigError, HardwareError
 from robots.cameras import make_cameras
 from robots.geometry import euler_to_matrix, matrix_to_euler, matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from robots.robot import ArmFault, ArmRobot
@@ -40,6 +40,19 @@ def import_franky() -> Any:
     except ImportError as error:
         raise HardwareError(f"the Franka backend needs franky ({error}); {INSTALL_HINT}") from None
     return franky
+
+
+def franky_errors(franky: Any) -> tuple[type[BaseException], ...]:
+    """Every exception class franky exports. In franky 1.x they derive from builtins.Exception, not from
+    franky.Exception (2.0 fixed that for libfranka's, but franky's own, e.g. MotionReuseException,
+    still do not), so `except franky.Exception` lets a reflex escape."""
+    return tuple(v for v in vars(franky).values() if isinstance(v, type) and issubclass(v, BaseException)
+                 and v.__module__.startswith("franky"))
+
+
+def is_preemption(error: BaseException) -> bool:
+    """franky re-raises "libfranka: Move command preempted!" after Robot.stop() at the next move/poll."""
+    return "preempted" in str(error).lower()
 
 
 class FrankaRobot(ArmRobot):
@@ -76,6 +89,8 @@ class FrankaRobot(ArmRobot):
         self._robot_factory = robot_factory
         self.franky: Any = None
         self.arm: Any = None
+        self._errors: tuple[type[BaseException], ...] = ()
+        self._stop_pending = False  # Robot.stop() left a "preempted" exception for the next move/poll
         self.recoveries = 0
 
     @staticmethod
@@ -103,10 +118,13 @@ class FrankaRobot(ArmRobot):
     # -------------------------------------------------------------------------------------------- hooks
     def _connect(self) -> None:
         self.franky = franky = import_franky()
+        self._errors = franky_errors(franky)
         factory = self._robot_factory or franky.Robot
         realtime = franky.RealtimeConfig.Enforce if self.realtime else franky.RealtimeConfig.Ignore
         try:
-            self.arm = factory(self.fci_host, relative_dynamics_factor=self._factor(self.dynamics), realtime_config=realtime)
+            # franky multiplies the robot's and each motion's dynamics factors: the factors live on the motions
+            # only (dynamics per step, reset_dynamics for resets), the robot's stays at 1.
+            self.arm = factory(self.fci_host, relative_dynamics_factor=1.0, realtime_config=realtime)
         except franky.IncompatibleVersionException as error:
             raise HardwareError(f"franky/libfranka does not match the arm's server version ({error}); {INSTALL_HINT}") from None
         except franky.RealtimeException as error:
@@ -114,6 +132,7 @@ class FrankaRobot(ArmRobot):
         except Exception as error:
             raise HardwareError(f"cannot connect to the Franka at {self.fci_host} ({error}); activate FCI in Desk and use "
                                 "the FCI IP (not the Desk/shop-floor IP)") from None
+        self._stop_pending = False
         self.arm.recover_from_errors()
         if self.load is not None:
             self.arm.set_load(float(self.load["mass"]), list(self.load["center_of_mass"]),
@@ -136,11 +155,25 @@ class FrankaRobot(ArmRobot):
         opening = self.gripper.opening if self.gripper is not None else 1.0
         return Pose.from_arrays(np.asarray(affine.translation), matrix_to_euler(rotation), opening)
 
+    def _settle_stop(self) -> None:
+        """Consume the "Move command preempted" exception that Robot.stop() leaves behind, so the next
+        move does not re-raise it as a fault; any other stored error is a real fault."""
+        if not self._stop_pending:
+            return
+        self._stop_pending = False
+        try:
+            if not self.arm.join_motion(timeout=1.0):
+                log.warning("franka: the motion was still running 1 s after stop()")
+        except self._errors as error:
+            if not is_preemption(error):
+                raise ArmFault(f"franka control error: {error}") from error
+
     def _poll(self) -> None:
         """Surface errors from franky's control thread (and the gripper thread) as ArmFault."""
+        self._settle_stop()
         try:
             self.arm.poll_motion()
-        except self.franky.Exception as error:
+        except self._errors as error:
             raise ArmFault(f"franka control error: {error}") from error
         if self.arm.has_errors:
             raise ArmFault("franka reports errors (reflex)")
@@ -150,23 +183,34 @@ class FrankaRobot(ArmRobot):
             except HardwareError as error:
                 raise ArmFault(str(error)) from error
 
+    def _move(self, target: Pose, triple: tuple[float, float, float], asynchronous: bool, what: str) -> None:
+        """One motion; a preemption left by a racing stop() is consumed (and the move dropped if stopped)."""
+        for attempt in range(2):
+            try:
+                self.arm.move(self._motion(target, triple), asynchronous=asynchronous)
+                return
+            except self._errors as error:
+                if isinstance(error, self.franky.RealtimeException):  # libfranka <= 0.15 reports it here
+                    raise HardwareError(f"no realtime priority ({error}); run on a PREEMPT_RT kernel or set "
+                                        "robot.realtime=false") from None
+                if not is_preemption(error) or attempt:
+                    raise ArmFault(f"franka {what}: {error}") from error
+                self._stop_pending = False
+                if self.stopped:  # an operator stop raced with this command: drop it
+                    return
+
     def _command(self, target: Pose) -> bool:
         self._poll()
         if self.gripper is not None:
             self.gripper.command(target.gripper)
-        try:
-            self.arm.move(self._motion(target, self.dynamics), asynchronous=True)
-        except self.franky.Exception as error:
-            raise ArmFault(f"franka rejected the motion: {error}") from error
+        self._move(target, self.dynamics, True, "rejected the motion")
         return True
 
     def _move_to(self, target: Pose) -> bool:
+        self._settle_stop()
         if self.gripper is not None:
             self.gripper.command(target.gripper)
-        try:
-            self.arm.move(self._motion(target, self.reset_dynamics), asynchronous=False)
-        except self.franky.Exception as error:
-            raise ArmFault(f"franka reset motion failed: {error}") from error
+        self._move(target, self.reset_dynamics, False, "reset motion failed")
         return True
 
     def _hold(self) -> None:
@@ -176,9 +220,21 @@ class FrankaRobot(ArmRobot):
             self.arm.stop()
         except Exception as error:  # stopping an idle arm may raise; holding is what matters
             log.debug("franka stop: %s", error)
+        self._stop_pending = True
+
+    def _clear_halt(self) -> None:
+        if self.arm is not None:
+            try:
+                self._settle_stop()
+            except ArmFault as fault:
+                self._recover_fault(fault)
 
     def _recover(self, fault: ArmFault) -> None:
         self._hold()
+        try:
+            self._settle_stop()
+        except ArmFault:
+            pass  # the fault being recovered from
         if not self.arm.recover_from_errors():
             raise HardwareError("recover_from_errors() failed; release the e-stop / check Desk")
         self.recoveries += 1

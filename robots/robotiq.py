@@ -4,6 +4,13 @@ A Modbus RTU round trip takes ~16 ms and an activation several seconds, so the c
 to the gripper directly: `command(opening)` only records the newest request; the worker thread sends
 it (`move(position, speed, force, wait=False)`, 0 = open, 255 = closed) and keeps `opening` fresh from
 `position()`. A Modbus error is kept and re-raised to the loop by `check()` so it is reported, not lost.
+
+pyrobotiqgripper 3.x behaviours handled here: `activate()` defaults to `reset=True`, a full open/close
+stroke even when the gripper is already active (with an object in it, that drops the object), so connect
+activates with `reset=False` (a stroke only when the gripper is not active yet). A blocking fault (gFLT
+7, 10-15: not activated, automatic release, overcurrent, ...) is raised by every status read and only a
+reset + re-activation clears it; the worker does that (`recover_faults`), resends the last request and
+reports the fault once, so the trial is scored "robot fault" and the next one runs.
 """
 
 from __future__ import annotations
@@ -14,11 +21,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from remix.errors import HardwareError
+from remix.common.errors import HardwareError
 
 log = logging.getLogger("robots.robotiq")
 
 INSTALL_HINT = "install it with `pip install pyrobotiqgripper` (extra: remix-stack[franka])"
+RECOVERABLE_FAULTS = frozenset({7, 10, 11, 12, 13, 14, 15})  # gFLT codes cleared by reset + activation
+
+
+def _needs_reactivation(error: BaseException) -> bool:
+    """A fault that a reset + activation clears (pyrobotiqgripper's own exception classes)."""
+    try:
+        from pyrobotiqgripper.exceptions import (
+            GripperFaultError,
+            GripperNotActivatedError,
+            GripperNotStartedError,
+        )
+    except ImportError:
+        return False
+    if isinstance(error, GripperFaultError):
+        return error.code in RECOVERABLE_FAULTS
+    return isinstance(error, GripperNotActivatedError | GripperNotStartedError)
 
 
 def default_gripper_factory(**kwargs: Any) -> Any:
@@ -33,12 +56,14 @@ class RobotiqWorker:
     """Owns a RobotiqGripper on a background thread; `opening` is 1 = open, 0 = closed."""
 
     def __init__(self, com_port: str = "/dev/ttyUSB0", device_id: int = 9, baudrate: int = 115200, speed: int = 255,
-                 force: int = 150, poll_s: float = 0.02, activate: bool = True,
+                 force: int = 150, poll_s: float = 0.02, activate: bool = True, recover_faults: bool = True,
                  factory: Callable[..., Any] = default_gripper_factory) -> None:
         self.settings = {"com_port": com_port, "device_id": int(device_id), "connection_type": "RTU", "baudrate": int(baudrate)}
         self.speed, self.force = int(speed), int(force)
         self.poll_s = float(poll_s)
         self.activate = activate
+        self.recover_faults = recover_faults
+        self.recoveries = 0
         self._factory = factory
         self._gripper: Any = None
         self._requested: float | None = None
@@ -63,8 +88,8 @@ class RobotiqWorker:
     def start(self) -> None:
         try:
             self._gripper = self._factory(**self.settings)
-            if self.activate:
-                self._gripper.activate()
+            if self.activate:  # no stroke when already active (reset=True would open and close fully)
+                self._gripper.activate(reset=False)
         except HardwareError:
             raise
         except Exception as error:
@@ -119,6 +144,19 @@ class RobotiqWorker:
                     with self._lock:
                         self._opening = 1.0 - float(measured) / 255.0
             except Exception as error:  # keep running: the next tick retries, the loop hears about it
+                if self.recover_faults and _needs_reactivation(error):
+                    self._reactivate(error)  # before reporting: the loop's recovery then finds it cleared
                 with self._lock:
                     self._error = error
                 time.sleep(self.poll_s)
+
+    def _reactivate(self, fault: BaseException) -> None:
+        """Clear a blocking fault with reset + activation (a full stroke), then resend the last request."""
+        log.warning("robotiq fault (%s): resetting and re-activating the gripper", fault)
+        try:
+            self._gripper.activate(reset=True)
+        except Exception as error:
+            log.error("robotiq re-activation failed: %s", error)
+            return
+        self._sent = None
+        self.recoveries += 1

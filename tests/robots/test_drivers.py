@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sdk_fakes import DOWN, FakeFrankaArm, FakeRealSense, FakeRobotiqGripper, install_interbotix
 
-from remix.errors import HardwareError
+from remix.common.errors import HardwareError
 from robots.cameras import CameraTimeout, OpenCVCamera
 from robots.geometry import euler_to_matrix, quat_xyzw_to_matrix
 from robots.realsense import RealSenseCamera
@@ -20,10 +20,20 @@ franky = pytest.importorskip("franky")
 
 
 # ------------------------------------------------------------------------------------------------ WidowX
-def widowx():
+SCALE = 20.0  # the fake arm runs 20x faster; moving times below are the real ones / SCALE
+
+
+def widowx(**kwargs):
     from robots.widowx import WidowXRobot
 
-    return WidowXRobot(control_hz=50.0, moving_time_s=0.01, reset_moving_time_s=0.01)
+    defaults = dict(control_hz=5.0 * SCALE, moving_time_s=0.2 / SCALE, accel_time_s=0.09 / SCALE,
+                    reset_moving_time_s=1.5 / SCALE, reset_accel_time_s=0.3 / SCALE, gripper_travel_s=1.0 / SCALE)
+    defaults.update(kwargs)
+    return WidowXRobot(**defaults)
+
+
+def interbotix(monkeypatch, ros2: bool, **kwargs):
+    return install_interbotix(monkeypatch, ros2, time_scale=SCALE, **kwargs)
 
 
 def test_widowx_without_interbotix_names_what_to_install(monkeypatch) -> None:
@@ -35,8 +45,8 @@ def test_widowx_without_interbotix_names_what_to_install(monkeypatch) -> None:
 
 @pytest.mark.parametrize("ros2", [False, True], ids=["ros1", "ros2"])
 def test_widowx_reset_and_blocking_steps(monkeypatch, ros2: bool) -> None:
-    registry = install_interbotix(monkeypatch, ros2)
-    with widowx() as robot:
+    registry = interbotix(monkeypatch, ros2)
+    with widowx() as robot:  # ROS1's bot has no `core` (it is `dxl`): every read goes through arm.core
         bot = registry["bots"][0]
         assert robot._ros_version == ("ros2" if ros2 else "ros1")
         assert registry["startups"] == (1 if ros2 else 0)
@@ -46,18 +56,62 @@ def test_widowx_reset_and_blocking_steps(monkeypatch, ros2: bool) -> None:
         np.testing.assert_allclose(obs.state, [0.3, 0, 0.15, 0, 0, 0, 1], atol=1e-6)
         robot.send_action([0.02, 0, 0, 0, 0, 0.1, 0.0])
         call = bot.arm.calls[-1]
-        assert call["blocking"] is True and call["moving_time"] == 0.01 and call["custom_guess"] is not None
+        assert call["blocking"] is True and call["moving_time"] == 0.2 / SCALE and call["custom_guess"] is not None
         np.testing.assert_allclose(call["T"][:3, 3], [0.32, 0, 0.15], atol=1e-9)
         np.testing.assert_allclose(call["T"][:3, :3], euler_to_matrix(np.array([0, 0, 0.1])) @ DOWN, atol=1e-9)
         assert bot.gripper.calls[-1] == ("grasp" if ros2 else "close")
         robot.send_action([0.0, 0, 0, 0, 0, 0, 0.2])
         assert bot.gripper.calls.count("grasp" if ros2 else "close") == 1, "gripper commands only on change"
+        time.sleep(1.0 / SCALE)  # the fingers take their travel time
         assert robot.get_observation().state[6] == pytest.approx(0.0)
-    assert registry["shutdowns"] == (1 if ros2 else 0)
+
+
+def test_widowx_ros1_bot_has_no_core_attribute(monkeypatch) -> None:
+    registry = interbotix(monkeypatch, ros2=False)
+    with widowx() as robot:
+        bot = registry["bots"][0]
+        assert not hasattr(bot, "core") and bot.dxl is bot.arm.core
+        assert robot.get_observation().state.shape == (7,)
+
+
+def test_widowx_reset_from_far_sets_the_moving_time_first(monkeypatch) -> None:
+    """The SDK checks joint speeds against the previous (0.2 s step) moving time; without
+    set_trajectory_time first, the neutral move from 20 cm away is refused ("Would exceed velocity limits")."""
+    registry = interbotix(monkeypatch, ros2=True)
+    with widowx() as robot:
+        robot.reset()
+        arm = registry["bots"][0].arm
+        for _ in range(4):
+            robot.send_action([0.05, 0.0, 0.0, 0, 0, 0, 1])  # 20 cm away at 0.2 s per step
+        assert arm.moving_time == pytest.approx(0.2 / SCALE)
+        obs = robot.reset()
+        assert not arm.warnings, arm.warnings
+        np.testing.assert_allclose(obs.state[:3], [0.3, 0, 0.15], atol=1e-6)
+
+
+def test_widowx_refused_neutral_move_is_reported_not_hidden(monkeypatch) -> None:
+    registry = interbotix(monkeypatch, ros2=False)
+    with widowx(neutral_joints=[3.1, -0.7624, 0.4449, -0.0199, 1.7564, -0.1595],  # 3.2 rad of waist in 0.5 s
+                reset_moving_time_s=0.5 / SCALE, reset_accel_time_s=0.1 / SCALE) as robot:
+        with pytest.raises(HardwareError, match="refused the neutral joints"):
+            robot.reset()
+        assert any("velocity" in w for w in registry["bots"][0].arm.warnings)
+
+
+def test_widowx_finger_travel_time_is_waited_for_on_reset(monkeypatch) -> None:
+    registry = interbotix(monkeypatch, ros2=True)
+    with widowx() as robot:
+        robot.reset()
+        robot.send_action([0.0, 0, 0, 0, 0, 0, 0.0])  # close
+        time.sleep(1.0 / SCALE)
+        core = registry["bots"][0].arm.core
+        assert core.finger_position() == pytest.approx(0.015)
+        robot.reset()
+        assert robot.get_observation().state[6] == pytest.approx(1.0), "fingers fully open when reset returns"
 
 
 def test_widowx_deltas_accumulate_on_the_target_not_the_measurement(monkeypatch) -> None:
-    registry = install_interbotix(monkeypatch, ros2=True)
+    registry = interbotix(monkeypatch, ros2=True)
     with widowx() as robot:
         robot.reset()
         arm = registry["bots"][0].arm
@@ -69,7 +123,7 @@ def test_widowx_deltas_accumulate_on_the_target_not_the_measurement(monkeypatch)
 
 
 def test_widowx_ik_failure_skips_and_reports(monkeypatch) -> None:
-    registry = install_interbotix(monkeypatch, ros2=False)
+    registry = interbotix(monkeypatch, ros2=False)
     with widowx() as robot:
         robot.reset()
         registry["bots"][0].arm.ik_fail_next = 1
@@ -80,8 +134,9 @@ def test_widowx_ik_failure_skips_and_reports(monkeypatch) -> None:
         assert robot.get_observation().state[0] == pytest.approx(0.32)
 
 
-def test_widowx_motor_stall_reboots_and_is_a_robot_fault(monkeypatch) -> None:
-    registry = install_interbotix(monkeypatch, ros2=True)
+@pytest.mark.parametrize("ros2", [False, True], ids=["ros1", "ros2"])
+def test_widowx_motor_stall_reboots_restores_profile_and_is_a_robot_fault(monkeypatch, ros2: bool) -> None:
+    registry = interbotix(monkeypatch, ros2=ros2)
     with widowx() as robot:
         robot.reset()
         bot = registry["bots"][0]
@@ -89,21 +144,49 @@ def test_widowx_motor_stall_reboots_and_is_a_robot_fault(monkeypatch) -> None:
         with pytest.raises(RobotFault, match="overloaded"):
             for _ in range(10):
                 robot.send_action([0.05, 0, 0, 0, 0, 0, 1])
-        assert ("group", "arm", True, True) in bot.core.reboots and robot.reboots == 1
+        core = bot.arm.core
+        assert ("group", "arm", True, True) in core.reboots and robot.reboots == 1
+        assert core.registers == {"Profile_Velocity": int(bot.arm.moving_time * 1000),
+                                  "Profile_Acceleration": int(bot.arm.accel_time * 1000)}, "profile restored after reboot"
         assert {"capture": True} in bot.arm.calls, "joint commands re-synced to the encoders"
         bot.arm.stalled = False
         robot.send_action([0.01, 0, 0, 0, 0, 0, 1])  # resynced to where the arm really is
         assert bot.arm.calls[-1]["T"][0, 3] == pytest.approx(robot.get_observation().state[0])
+        assert bot.arm.unprofiled_moves == 0, "no move at the registers' reboot defaults (full speed)"
 
 
 def test_widowx_targets_stay_in_the_workspace(monkeypatch) -> None:
-    registry = install_interbotix(monkeypatch, ros2=True)
+    registry = interbotix(monkeypatch, ros2=True)
     with widowx() as robot:
         robot.reset()
         for _ in range(12):
             robot.send_action([0.05, -0.05, -0.05, 0, 0, 0, 1])
         positions = np.array([c["T"][:3, 3] for c in registry["bots"][0].arm.calls if "T" in c])
         assert robot.limits.contains(positions.min(0)) and robot.limits.contains(positions.max(0))
+
+
+@pytest.mark.parametrize("ros2", [False, True], ids=["ros1", "ros2"])
+def test_widowx_reconnects_in_the_same_process(monkeypatch, ros2: bool) -> None:
+    """ROS2's robot_shutdown leaves the global node and the startup flag set: a second bot raises."""
+    registry = interbotix(monkeypatch, ros2=ros2)
+    for _ in range(2):
+        with widowx() as robot:
+            robot.reset()
+            robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+    assert len(registry["bots"]) == 1 and registry["startups"] == (1 if ros2 else 0)
+
+
+@pytest.mark.parametrize("ros2", [False, True], ids=["ros1", "ros2"])
+def test_widowx_connect_times_out_without_xs_sdk(monkeypatch, ros2: bool) -> None:
+    registry = interbotix(monkeypatch, ros2=ros2)
+    registry["xs_sdk"] = False  # ROS2 waits for its services forever, ROS1 calls sys.exit(1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(HardwareError, match="xs_sdk"):
+            widowx(connect_timeout_s=0.5).connect()
+    finally:
+        registry["release"].set()
+    assert time.monotonic() - started < 2.0
 
 
 # ------------------------------------------------------------------------------------------------ Franka
@@ -145,8 +228,7 @@ def test_franka_connect_configures_the_arm() -> None:
         assert robot.arm.ee == ee
         arm = robot.arm
         assert arm.realtime_config == franky.RealtimeConfig.Enforce
-        assert isinstance(arm.relative_dynamics_factor, franky.RelativeDynamicsFactor)
-        assert arm.relative_dynamics_factor.velocity == pytest.approx(0.5)
+        assert arm.relative_dynamics_factor == 1.0, "franky multiplies robot and motion factors: set them once"
         assert arm.recover_calls == 1 and arm.loads and arm.loads[0][0] == 0.9
         assert robot.gripper._gripper.activated
 
@@ -262,3 +344,103 @@ def test_realsense_crop_then_resize() -> None:
 def test_missing_usb_camera_is_a_hardware_error() -> None:
     with pytest.raises(HardwareError, match="cannot open USB camera"):
         OpenCVCamera("cam0", "/dev/video-missing", 32, 32).start()
+
+
+# ------------------------------------------------------------------------------------------- SDK defects
+def test_franka_stop_then_next_action_is_not_a_fault() -> None:
+    """franky re-raises "Move command preempted" at the next move after Robot.stop()."""
+    with franka(gripper=None, gripper_factory=None) as robot:
+        robot.reset()
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        robot.stop()
+        robot.resume()
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        robot.stop()
+        robot.reset()  # the reset after an end-of-trial stop
+        assert robot.events.faults == 0 and robot.arm.recover_calls == 1
+
+
+def test_franka_watchdog_stop_then_resume_is_not_a_fault() -> None:
+    with franka(gripper=None, gripper_factory=None, control_hz=50.0) as robot:
+        robot.reset()
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        time.sleep(0.15)
+        assert robot.events.watchdog_trips == 1
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        assert robot.events.faults == 0 and robot.arm.moves[-1][1] is True
+
+
+def test_franka_dynamics_factor_is_applied_once() -> None:
+    with franka(gripper=None, gripper_factory=None, dynamics={"velocity": 0.5, "acceleration": 0.1, "jerk": 0.1}) as robot:
+        robot.reset()
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        assert robot.arm.effective_factors[-1] == pytest.approx(0.5)
+        assert robot.arm.effective_factors[0] == pytest.approx(0.2), "reset dynamics"
+
+
+def test_franka_exceptions_outside_franky_exception_are_caught(monkeypatch) -> None:
+    """franky 1.x: ControlException derives from builtins.Exception, not franky.Exception."""
+    legacy = type("ControlException", (Exception,), {"__module__": "franky._franky"})
+    assert not issubclass(legacy, franky.Exception)
+    monkeypatch.setattr(franky, "ControlException", legacy)
+    with franka(gripper=None, gripper_factory=None) as robot:
+        robot.reset()
+        robot.arm.reflex_next_move = True
+        robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+        with pytest.raises(RobotFault, match="discontinuity"):
+            robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+
+
+def test_franka_motion_reuse_exception_is_a_robot_fault() -> None:
+    """Even in franky 2.0, franky's own exceptions (MotionReuseException, ...) are not franky.Exception."""
+    assert not issubclass(franky.MotionReuseException, franky.Exception)
+    with franka(gripper=None, gripper_factory=None) as robot:
+        robot.reset()
+        original = robot.arm.move
+
+        def reuse(motion, asynchronous=False, **kwargs):
+            robot.arm.move = original
+            raise franky.MotionReuseException("motion already used")
+
+        robot.arm.move = reuse
+        with pytest.raises(RobotFault, match="already used"):
+            robot.send_action([0.01, 0, 0, 0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("active", [True, False], ids=["already-active", "powered-up"])
+def test_robotiq_connect_strokes_only_when_not_active(monkeypatch, active: bool) -> None:
+    monkeypatch.setattr(FakeRobotiqGripper, "powered_up_active", active)
+    with franka() as robot:
+        assert robot.gripper._gripper.strokes == (0 if active else 1)
+        assert robot.gripper._gripper.activated
+
+
+def test_robotiq_fault_is_reported_once_then_recovered() -> None:
+    with franka() as robot:
+        robot.reset()
+        fake = robot.gripper._gripper
+        fake.fault = 14  # overcurrent: a major fault, cleared only by reset + activation
+        with pytest.raises(RobotFault, match="Overcurrent"):
+            for _ in range(50):
+                robot.send_action([0, 0, 0, 0, 0, 0, 1])
+                time.sleep(0.01)
+        assert robot.gripper.recoveries == 1 and fake.strokes == 2 and fake.fault == 0
+        robot.reset()
+        robot.send_action([0, 0, 0, 0, 0, 0, 0.0])
+        deadline = time.time() + 2.0
+        while robot.gripper.opening > 1e-6 and time.time() < deadline:
+            time.sleep(0.01)
+        assert robot.gripper.opening == pytest.approx(0.0), "commands reach the gripper again"
+
+
+def test_robotiq_lost_activation_is_recovered() -> None:
+    with franka() as robot:
+        robot.reset()
+        fake = robot.gripper._gripper
+        fake.activated = False  # e.g. a power glitch of the gripper
+        with pytest.raises(RobotFault, match="activated"):
+            for _ in range(50):
+                robot.send_action([0, 0, 0, 0, 0, 0, float(_ % 2)])
+                time.sleep(0.01)
+        assert robot.gripper.recoveries == 1 and fake.activated
