@@ -27,9 +27,9 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from remix.rpc import RpcClient  # noqa: E402
+from remix.common.rate import Rate  # noqa: E402
+from remix.common.rpc import RpcClient  # noqa: E402
 from robots.mock import MockRobot  # noqa: E402
-from robots.rate import Rate  # noqa: E402
 from robots.remote import RemoteRobot  # noqa: E402
 from robots.robot import ArmRobot, Robot  # noqa: E402
 from robots.sim import SimRobot  # noqa: E402

@@ -23,7 +23,7 @@ import torch
 from eval.rollout import RolloutSettings, run_rollout
 from eval.trial_log import SessionSpec, StepRecord, TrialLog, TrialRecord
 from eval.video import TrialVideo
-from remix.operator import ScriptedInput
+from remix.common.operator_input import ScriptedInput
 from remix.policy import Policy
 from robots.mock import MockRobot
 

@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from eval.report import build_report, compare, parse_time_bound, to_markdown, write_report
 from eval.trial_log import TrialLog
-from remix.cli import as_str_list, as_str_mapping, hydra_main, operator_from_config, to_plain
-from remix.errors import ConfigError, RemixError
+from remix.common.cli import as_str_list, as_str_mapping, hydra_main, operator_from_config, to_plain
+from remix.common.errors import ConfigError, RemixError
 
 
 def run_eval(cfg: DictConfig) -> int:

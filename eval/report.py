@@ -20,7 +20,7 @@ from pathlib import Path
 
 from eval.stats import Interval, MeanStdErr, mean_stderr, newcombe_difference, wilson_interval
 from eval.trial_log import TrialRow
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The loop follows the robot's control mode. A blocking robot (WidowX) returns from `send_action` when
 the move is done, so the loop runs as fast as the arm moves. A rate robot (Franka, 10 Hz) returns at
-once, so the loop keeps a fixed period itself (`robots.rate.Rate`: deadlines on a fixed grid; an overrun
+once, so the loop keeps a fixed period itself (`remix.common.rate.Rate`: deadlines on a fixed grid; an overrun
 step is counted and skipped ahead, never "caught up" with a burst of commands). A simulator advances one period per action whatever the wall
 clock says, so with `sim_time` the time limit counts simulated seconds and the loop never sleeps.
 Safety stays with the robot layer: clipping, NaN rejection and
@@ -23,9 +23,9 @@ import numpy as np
 
 from eval.trial_log import StepRecord
 from eval.video import TrialVideo, tile_frames
-from remix.operator import OperatorInput
+from remix.common.operator_input import OperatorInput
+from remix.common.rate import Rate
 from remix.policy import Policy
-from robots.rate import Rate
 from robots.robot import ControlMode, Observation, Robot, RobotFault
 from robots.safety import StopKeyMonitor
 

@@ -36,11 +36,12 @@ from eval.rollout import (
 )
 from eval.trial_log import SCORED_OUTCOMES, Session, SessionSpec, TrialLog, TrialRecord
 from eval.video import TrialVideo, remove_partial_videos
-from remix.errors import RemixError
-from remix.operator import OperatorInput
+from remix.common.errors import RemixError
+from remix.common.operator_input import OperatorInput
 from remix.policy import Policy
 from robots.goals import META_NAME, capture_goal, load_goal, save_goal, task_dir
 from robots.robot import Observation, Robot, RobotFault
+from robots.sim_interface import SimulatedRobot
 
 LABEL_CHOICES = {"s": "success", "f": "failure", "r": "robot_fault"}
 
@@ -156,10 +157,9 @@ class EvalSession:
         self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None
         self._count = (0, 0)  # (this trial's number, trials in the plan) for the operator's prompts
-        self._set_task = getattr(robot, "set_task", None)
-        if callable(self._set_task):  # a simulator with built-in tasks: every eval task must be one of them
+        if isinstance(robot, SimulatedRobot):  # a simulator with built-in tasks: every eval task must be one of them
             for task in settings.tasks:
-                self._set_task(task)
+                robot.set_task(task)
 
     # ------------------------------------------------------------------------------------------- naming
     def shown_name(self, policy: str) -> str:
@@ -225,8 +225,8 @@ class EvalSession:
         return self._is_sim
 
     def _run_trial(self, planned: PlannedTrial, attempt: int) -> str:
-        if callable(self._set_task):
-            self._set_task(planned.task)
+        if isinstance(self.robot, SimulatedRobot):
+            self.robot.set_task(planned.task)
         seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
         _seed_everything(seed, self.policies[planned.policy])
         shown = self.shown_name(planned.policy)
@@ -329,7 +329,7 @@ class EvalSession:
             if source is not None:
                 goal, how = load_goal(source, cameras), f"file:{source}"
             else:
-                use_expert = self.is_sim() and callable(getattr(self.robot, "expert_action", None))
+                use_expert = isinstance(self.robot, SimulatedRobot)
                 goal, how = self._retry_faults(f"goal image for {task}", lambda: capture_goal(
                     self.robot, task, self.operator, use_expert=use_expert, max_expert_steps=self.settings.max_goal_steps,
                     seed=_stable_hash(self.session.seed, "goal", task) % (2**31)))

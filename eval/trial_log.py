@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 SCHEMA_VERSION = 1
 OUTCOMES = ("success", "failure", "robot_fault")

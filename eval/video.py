@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 PARTIAL_SUFFIX = ".partial.mp4"
 

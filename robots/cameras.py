@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from remix.errors import ConfigError, HardwareError
+from remix.common.errors import ConfigError, HardwareError
 
 
 class CameraTimeout(HardwareError):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from remix.cli import hydra_main, operator_from_config
-from remix.errors import RemixError
+from remix.common.cli import hydra_main, operator_from_config
+from remix.common.errors import RemixError
 from robots.goals import capture_goal, load_goal, save_goal
 from robots.robot import make_robot
+from robots.sim_interface import SimulatedRobot
 
 
 def run_goal(cfg: DictConfig) -> int:
@@ -30,10 +31,10 @@ def run_goal(cfg: DictConfig) -> int:
         record = save_goal(cfg.out, task, observation, robot.name, source=f"file:{cfg.load}", overwrite=bool(cfg.overwrite))
     else:
         operator = operator_from_config(cfg.operator)
-        if hasattr(robot, "set_task") and cfg.robot.get("_target_") == "robots.sim.SimRobot":
-            robot.set_task(task)  # type: ignore[attr-defined]
         goal_pose = OmegaConf.to_container(cfg.goal_pose) if cfg.goal_pose is not None else None
         with robot:
+            if isinstance(robot, SimulatedRobot):  # after connect: a remote robot knows it is a sim only then
+                robot.set_task(task)
             observation, source = capture_goal(robot, task, operator, goal_pose=goal_pose, use_expert=bool(cfg.expert),
                                                seed=cfg.seed)
             robot.stop()

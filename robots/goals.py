@@ -9,7 +9,6 @@ through a temporary file and an atomic rename, so a goal folder is either comple
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -20,9 +19,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from remix.errors import RemixError
-from remix.operator import OperatorInput
+from remix.common.atomic import write_atomic
+from remix.common.errors import RemixError
+from remix.common.operator_input import OperatorInput
 from robots.robot import ControlMode, Observation, Robot
+from robots.sim_interface import SimulatedRobot
 
 META_NAME = "goal.json"
 
@@ -68,15 +69,6 @@ class GoalRecord:
     meta: dict[str, Any]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def save_goal(root: str | Path, task: str, observation: Observation, robot_name: str, source: str,
               overwrite: bool = False, extra: dict[str, Any] | None = None) -> GoalRecord:
     folder = task_dir(root, task)
@@ -91,11 +83,11 @@ def save_goal(root: str | Path, task: str, observation: Observation, robot_name:
             ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise RemixError(f"cannot encode the goal image of camera {camera!r}")
-            _write_atomic(folder / f"{camera}.png", png.tobytes())
+            write_atomic(folder / f"{camera}.png", png.tobytes())
         meta = {"task": task, "robot": robot_name, "source": source, "created": time.time(),
                 "state": [float(v) for v in observation.state],
                 "cameras": {c: list(img.shape[:2]) for c, img in observation.images.items()}, **(extra or {})}
-        _write_atomic(folder / META_NAME, json.dumps(meta, indent=2).encode())
+        write_atomic(folder / META_NAME, json.dumps(meta, indent=2).encode())
     except OSError as error:
         raise RemixError(f"cannot write the goal to {folder} ({error.strerror}); check the path and permissions") from None
     return GoalRecord(task, folder, observation, meta)
@@ -150,13 +142,12 @@ def capture_goal(robot: Robot, task: str, operator: OperatorInput, goal_pose: Se
     while True:
         robot.reset(seed=seed)
         if use_expert:
-            expert = getattr(robot, "expert_action", None)
-            if not callable(expert):
+            if not isinstance(robot, SimulatedRobot):
                 raise RemixError(f"robot {robot.name!r} has no scripted expert; use expert=false and arrange the scene")
             for _ in range(max_expert_steps):
                 if robot.check_success():
                     break
-                robot.send_action(expert())
+                robot.send_action(robot.expert_action())
             if not robot.check_success():
                 raise RemixError(f"the scripted expert did not solve {task!r} in {max_expert_steps} steps")
             return robot.get_observation(), "expert"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.cameras import CameraTimeout, RenderCamera
 from robots.robot import ArmFault, ArmRobot
 from robots.safety import Pose, SafetyLimits

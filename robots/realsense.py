@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from remix.errors import HardwareError
+from remix.common.errors import HardwareError
 from robots.cameras import Camera, CameraTimeout, ImageTransform
 
 INSTALL_HINT = ("install it with `pip install pyrealsense2` (extra: remix-stack[realsense]); it needs libusb-1.0 "

@@ -2,8 +2,9 @@
 
 The safety layer and watchdog run on the server next to the arm; this client only checks the action's
 shape, mirrors the server's safety counters (`events`) and sends `stop` over the server's separate stop
-channel so it is not queued behind a blocking move. Simulated robots' extras (`expert_action`,
-`set_task`) are forwarded when the server's robot has them.
+channel so it is not queued behind a blocking move. When the server's robot is simulated, the client
+satisfies `robots.sim_interface.SimulatedRobot` too (tasks, set_task, expert_action are forwarded), so
+`isinstance(remote, SimulatedRobot)` holds once connected.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from remix.errors import HardwareError, RemixError
-from remix.rpc import RpcClient, RpcTimeout
+from remix.common.errors import HardwareError, RemixError
+from remix.common.rpc import RpcClient, RpcTimeout
 from robots.cameras import CameraTimeout
 from robots.robot import (
     ActionSpec,
@@ -27,6 +28,7 @@ from robots.robot import (
 )
 from robots.safety import SafetyLimits
 from robots.server import observation_from_wire
+from robots.sim_interface import SIMULATED_MEMBERS
 
 log = logging.getLogger("robots.remote")
 
@@ -112,16 +114,15 @@ class RemoteRobot(Robot):
         host = self.address.rsplit(":", 1)[0]
         self._stop_client = RpcClient(self.stop_address or f"{host}:{info['stop_port']}", token=self.token, timeout_s=2.0)
         self._info = info
-        for method in info.get("optional", []):
-            setattr(self, method, self._forwarder(method))
+        if info.get("simulated"):
+            # instance attributes, so that isinstance(self, SimulatedRobot) holds only while connected to a sim
+            self.__dict__.update(tasks=tuple(info["tasks"]), set_task=self._set_task, expert_action=self._expert_action)
 
-    def _forwarder(self, method: str):
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            result = self._call(method, *args, **kwargs)
-            return np.asarray(result, dtype=np.float32) if method == "expert_action" else result
+    def _set_task(self, task: str) -> None:
+        self._call("set_task", task)
 
-        forward.__name__ = method
-        return forward
+    def _expert_action(self) -> np.ndarray:
+        return np.asarray(self._call("expert_action"), dtype=np.float32)
 
     def disconnect(self) -> None:
         if self._client is None:
@@ -134,8 +135,8 @@ class RemoteRobot(Robot):
             self._client.close()
             if self._stop_client is not None:
                 self._stop_client.close()
-            for method in (self._info or {}).get("optional", []):
-                self.__dict__.pop(method, None)
+            for member in SIMULATED_MEMBERS:
+                self.__dict__.pop(member, None)
             self._client = self._stop_client = self._info = None
 
     def reset(self, seed: int | None = None) -> Observation:

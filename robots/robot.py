@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from remix.errors import ConfigError, HardwareError, RemixError
+from remix.common.errors import ConfigError, HardwareError, RemixError
 from robots.cameras import Camera, CameraTimeout
 from robots.geometry import rotation_delta_euler
 from robots.safety import Pose, SafetyLimits, Watchdog, safe_reset_waypoints, sanitize_action, step_target

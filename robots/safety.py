@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remix.errors import ConfigError
-from remix.operator import OperatorInput
+from remix.common.errors import ConfigError
+from remix.common.operator_input import OperatorInput
 from robots.geometry import compose_rotation
 
 log = logging.getLogger("robots.safety")

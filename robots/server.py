@@ -17,15 +17,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from remix.cli import hydra_main
-from remix.errors import ConfigError
-from remix.rpc import RpcServer
+from remix.common.cli import hydra_main
+from remix.common.errors import ConfigError
+from remix.common.rpc import RpcServer
 from robots.robot import Observation, Robot, make_robot
+from robots.sim_interface import SimulatedRobot
 
 log = logging.getLogger("robots.server")
-
-OPTIONAL_METHODS = ("expert_action", "set_task")
-
 
 def observation_to_wire(obs: Observation) -> dict[str, Any]:
     return {"images": obs.images, "state": obs.state, "timestamps": obs.timestamps}
@@ -57,9 +55,9 @@ class RobotServer:
             "release": self.release,
             "events": lambda: {"counters": event_counters(robot), "messages": list(robot.events.messages)},
         }
-        for method in OPTIONAL_METHODS:
-            if callable(getattr(robot, method, None)):
-                handlers[method] = getattr(robot, method)
+        if isinstance(robot, SimulatedRobot):  # a simulator: its tasks and expert are served too
+            handlers.update({"tasks": lambda: list(robot.tasks), "set_task": robot.set_task,
+                             "expert_action": robot.expert_action})
         self.rpc = RpcServer(handlers, host=host, port=port, token=token)
         if stop_port is None:
             stop_port = 0 if port == 0 else port + 1
@@ -76,7 +74,8 @@ class RobotServer:
             "observation_spec": {"cameras": {k: list(v) for k, v in robot.observation_spec.cameras.items()},
                                  "state_names": list(robot.observation_spec.state_names)},
             "limits": dataclasses.asdict(robot.limits),
-            "optional": [m for m in OPTIONAL_METHODS if m in self.rpc.handlers],
+            "simulated": isinstance(robot, SimulatedRobot),
+            "tasks": list(robot.tasks) if isinstance(robot, SimulatedRobot) else [],
             "stop_port": self.stop_rpc.port,
         }
 

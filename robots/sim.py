@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from remix.errors import ConfigError, HardwareError
+from remix.common.errors import ConfigError, HardwareError
 from robots.cameras import RenderCamera
 from robots.geometry import euler_to_matrix, matrix_to_euler, matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from robots.robot import ArmRobot
@@ -120,8 +120,8 @@ class SimRobot(ArmRobot):
 
     # ------------------------------------------------------------------------------------------ tasks
     @property
-    def tasks(self) -> list[str]:
-        return sorted(TASKS)
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(sorted(TASKS))
 
     @property
     def task(self) -> SimTask:

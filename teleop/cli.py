@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from remix.cli import as_str_list, hydra_main, operator_from_config, to_plain
-from remix.errors import ConfigError
+from remix.common.cli import as_str_list, hydra_main, operator_from_config, to_plain
+from remix.common.errors import ConfigError
 from teleop.collect import CollectSettings, DemoCollector, open_demo_store
 from teleop.factory import make_teleop
 from teleop.preview import CameraPreview

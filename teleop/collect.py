@@ -24,9 +24,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from remix.common.errors import ConfigError, StoreError
+from remix.common.operator_input import OperatorInput
 from remix.data import EpisodeStore
-from remix.errors import ConfigError, StoreError
-from remix.operator import OperatorInput
 from robots.robot import Robot, RobotFault
 from robots.safety import StopKeyMonitor
 from teleop.device import TeleopDevice, TeleopEvent

@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.robot import Robot
 from teleop.device import EventKeys, TeleopDevice
 from teleop.fake_headset import FakeAdbServer, FakeHeadset, HeadsetScript, Segment

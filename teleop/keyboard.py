@@ -1,6 +1,6 @@
 """Keyboard teleop, for machines without a headset: each key press moves the arm one fixed step.
 
-Keys come from `remix.operator` (never stdin directly), so CI scripts them and the terminal input
+Keys come from `remix.common.operator_input` (never stdin directly), so CI scripts them and the terminal input
 serves people. Motion is in the robot base frame; a key press engages the step it arrives in.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.robot import ActionSpec, Observation
 from teleop.device import DEFAULT_EVENT_KEYS, EventKeys, TeleopCommand, TeleopDevice, hold_action
 from teleop.mapping import limit_norm

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.geometry import euler_to_matrix, matrix_to_euler
 from teleop.device import TeleopCommand, TeleopEvent, hold_action
 from teleop.protocol import ControllerReading

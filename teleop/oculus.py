@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from remix.errors import HardwareError
+from remix.common.errors import HardwareError
 from teleop.protocol import APP_LOG_TAG, ControllerReading, LogcatParser, ParserStats
 
 DEFAULT_PACKAGE = "com.rail.oculus.teleop"

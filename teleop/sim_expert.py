@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.robot import Observation, Robot
+from robots.sim_interface import SimulatedRobot
 from teleop.device import TeleopCommand, TeleopDevice, TeleopEvent, hold_action
 
 
@@ -22,8 +23,8 @@ class SimExpertTeleop(TeleopDevice):
 
     name = "sim_expert"
 
-    def __init__(self, robot: Robot) -> None:
-        if not callable(getattr(robot, "expert_action", None)):
+    def __init__(self, robot: Robot | SimulatedRobot) -> None:
+        if not isinstance(robot, SimulatedRobot):
             raise ConfigError(f"teleop=sim_expert needs a simulated robot with a scripted expert; {robot.name} has none")
         self._robot = robot
 
@@ -33,7 +34,7 @@ class SimExpertTeleop(TeleopDevice):
     def command(self, observation: Observation, keys: Sequence[str] = ()) -> TeleopCommand:
         if self._robot.check_success():
             return TeleopCommand(hold_action(self._gripper), engaged=False, event=TeleopEvent.KEEP)
-        action = np.asarray(self._robot.expert_action(), dtype=np.float64)  # type: ignore[attr-defined]
+        action = np.asarray(self._robot.expert_action(), dtype=np.float64)
         return TeleopCommand(action, engaged=True)
 
     def applied(self, action: np.ndarray) -> None:

@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from remix.errors import RemixError
-from remix.operator import ScriptedInput, TerminalInput, make_operator
+from remix.common.errors import RemixError
+from remix.common.operator_input import ScriptedInput, TerminalInput, make_operator
 
 
 def test_scripted_answers_keys_and_exhaustion():
@@ -38,7 +38,7 @@ def test_terminal_input_refuses_without_a_tty(monkeypatch):
 CHILD = textwrap.dedent(
     """
     import time
-    from remix.operator import TerminalInput
+    from remix.common.operator_input import TerminalInput
     operator = TerminalInput()
     print("ready", flush=True)
     deadline, key = time.time() + 20, None

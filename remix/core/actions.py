@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from remix.errors import ConfigError, RemixError
+from remix.common.errors import ConfigError, RemixError
 
 NormalizationMode = Literal["gaussian", "bounds", "none"]
 BinKind = Literal["uniform", "gaussian"]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from remix.cli import hydra_main
+from remix.common.cli import hydra_main
+from remix.common.errors import ConfigError
 from remix.core.dro import DROConfig
 from remix.core.model import OptimConfig
 from remix.core.run import ActionSettings, DataSettings, ModelSettings, WeightsSettings, run_weights
 from remix.core.train import ReferenceConfig, StageConfig
-from remix.errors import ConfigError
 
 
 def _tuple(value: object) -> tuple:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from remix.common.errors import ConfigError, RemixError
 from remix.core.actions import ActionBinner, ActionNormalizer
 from remix.data.mixture import WeightedDomainSampler
 from remix.data.sampler import WindowSampler, split_episodes
 from remix.data.store import EpisodeStore
-from remix.errors import ConfigError, RemixError
 
 Batch = dict[str, torch.Tensor]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from typing import Literal
 
 import torch
 
+from remix.common.errors import ConfigError
 from remix.core.distributed import all_reduce_sum
 from remix.data.mixture import normalize_weights
-from remix.errors import ConfigError
 
 
 @dataclass(frozen=True)

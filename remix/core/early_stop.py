@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 
 IMAGE_ENCODERS = ("resnet18", "resnet34", "resnet50", "conv")
 

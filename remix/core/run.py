@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,6 +26,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from remix.common.atomic import write_json_atomic
+from remix.common.errors import ConfigError, RemixError
 from remix.core import plots
 from remix.core.dataset import Batch, BatchStream, PreparedData, WindowSpec, prepare_data, resolve_domains
 from remix.core.distributed import DistInfo, barrier, init_distributed
@@ -41,7 +41,6 @@ from remix.core.train import (
     train_reference,
 )
 from remix.data.mixture import normalize_weights, size_weights
-from remix.errors import ConfigError, RemixError
 
 WEIGHTS_FILE = "weights.json"
 
@@ -118,14 +117,6 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temp file + rename, so a crash never leaves a half-written result."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(data, f, indent=2)
-        tmp = Path(f.name)
-    os.replace(tmp, path)
 
 
 def mixture_export(

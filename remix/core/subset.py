@@ -25,11 +25,12 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from remix.common.atomic import write_json_atomic
+from remix.common.errors import ConfigError, RemixError
 from remix.core.dataset import DomainSource, resolve_domains
-from remix.core.run import load_weights, write_json_atomic
+from remix.core.run import load_weights
 from remix.data.mixture import normalize_weights
 from remix.data.store import EpisodeStore
-from remix.errors import ConfigError, RemixError
 
 
 def water_fill(sizes: Mapping[str, float], weights: Mapping[str, float], target: float) -> dict[str, float]:

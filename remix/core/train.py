@@ -22,12 +22,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from remix.common.errors import RemixError
 from remix.core.dataset import Batch, EncodedWindows
 from remix.core.distributed import DistInfo, all_reduce_sum, is_distributed
 from remix.core.dro import DomainSums, GroupDRO
 from remix.core.early_stop import SelectionResult, select_checkpoint
 from remix.core.model import DiscretePolicy, OptimConfig, make_optimizer, sequence_nll
-from remix.errors import RemixError
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import json
 
 from omegaconf import DictConfig
 
-from remix.cli import hydra_main
+from remix.common.cli import hydra_main
+from remix.common.errors import ConfigError
 from remix.data.stats import format_summary, store_summary
 from remix.data.store import EpisodeStore, validate_store
 from remix.data.synthetic import DEFAULT_DOMAINS, make_synthetic_dataset
-from remix.errors import ConfigError
 
 COMMANDS = ("info", "validate", "synthetic")
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 
 __all__ = ["WeightedDomainSampler", "normalize_weights", "size_weights"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from remix.common.errors import StoreError
 from remix.data.store import EpisodeStore
-from remix.errors import StoreError
 
 
 class _ChunkCache:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from remix.errors import StoreError
+from remix.common.errors import StoreError
 
 FORMAT_NAME = "remix-episodes"
 FORMAT_VERSION = 1

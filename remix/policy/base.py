@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
+from robots.sim_interface import SimulatedRobot
 
 if TYPE_CHECKING:
     from robots.robot import Observation, Robot
@@ -118,11 +119,10 @@ class ScriptedPolicy(Policy):
     """Asks a simulated robot's scripted expert (`robot.expert_action()`) for every action."""
 
     def __init__(self, robot: Robot | None) -> None:
-        if robot is None or not callable(getattr(robot, "expert_action", None)):
-            name = getattr(robot, "name", None) if robot is not None else None
+        if not isinstance(robot, SimulatedRobot):
             raise RemixError(
                 "policy 'scripted:expert' needs a simulated robot with a scripted expert "
-                f"(got {name or robot!r}); use a sim robot config or another policy spec"
+                f"(got {type(robot).__name__}); use a sim robot config or another policy spec"
             )
         self.robot = robot
 

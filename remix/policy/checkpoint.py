@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 from remix.policy.config import ModelConfig
 from remix.policy.normalization import Normalization
 

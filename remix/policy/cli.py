@@ -7,8 +7,8 @@ import signal
 
 from omegaconf import DictConfig, OmegaConf
 
-from remix.cli import hydra_main
-from remix.errors import ConfigError
+from remix.common.cli import hydra_main
+from remix.common.errors import ConfigError
 from remix.policy.augment import AugmentConfig
 from remix.policy.config import ModelConfig
 from remix.policy.data import MixtureConfig

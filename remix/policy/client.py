@@ -1,7 +1,7 @@
 """`RemotePolicy`: the `Policy` API over the network, talking to `remix-policy-server`.
 
 The rollout loop runs next to the robot and the model runs on a GPU machine; this client sends the
-goal and each observation over `remix.rpc` (ZeroMQ + msgpack) and checks every action it gets back.
+goal and each observation over `remix.common.rpc` (ZeroMQ + msgpack) and checks every action it gets back.
 A server that does not answer within `timeout_s` raises `RpcTimeout` (a RemixError), so the rollout
 can hold the robot instead of waiting forever.
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from remix.common.rpc import RpcClient
 from remix.policy.base import Policy, validate_action
-from remix.rpc import RpcClient
 
 if TYPE_CHECKING:
     from robots.robot import Observation

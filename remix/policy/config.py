@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 
 ENCODERS = ("tiny", "resnet18", "resnet34", "resnet50")
 NORMS = ("batch", "group")

@@ -29,10 +29,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import v2
 
+from remix.common.errors import ConfigError
 from remix.core.run import load_weights
 from remix.data import EpisodeStore, WindowSampler, split_episodes
 from remix.data.mixture import WeightedDomainSampler, normalize_weights
-from remix.errors import ConfigError
 from remix.policy.augment import AugmentConfig, draw_params, identity_params
 from remix.policy.config import ModelConfig
 from remix.policy.normalization import Normalization

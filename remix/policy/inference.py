@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from remix.errors import ConfigError, RemixError
+from remix.common.errors import ConfigError, RemixError
 from remix.policy.base import Policy, validate_action
 from remix.policy.checkpoint import load_checkpoint
 from remix.policy.data import image_transform, to_model_images

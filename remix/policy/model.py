@@ -19,7 +19,7 @@ import torchvision
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from remix.policy.config import ModelConfig
 
 IN_CHANNELS = 8  # observation RGB + goal RGB + (x, y) pixel coordinates

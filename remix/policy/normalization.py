@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from remix.common.errors import RemixError
 from remix.core.actions import ActionNormalizer
-from remix.errors import RemixError
 
 MIN_STD = 1e-6
 

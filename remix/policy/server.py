@@ -1,4 +1,4 @@
-"""`remix-policy-server`: serve any policy spec over `remix.rpc` so rollouts can query it remotely.
+"""`remix-policy-server`: serve any policy spec over `remix.common.rpc` so rollouts can query it remotely.
 
     remix-policy-server runs/widowx/checkpoints/step_00400000 port=5556 device=cuda token=SECRET
 
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from remix.cli import hydra_main
-from remix.errors import ConfigError, RemixError
+from remix.common.cli import hydra_main
+from remix.common.errors import ConfigError, RemixError
+from remix.common.rpc import RpcServer
 from remix.policy.base import Policy, load_policy
-from remix.rpc import RpcServer
 
 
 @dataclass(frozen=True)

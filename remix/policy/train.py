@@ -32,8 +32,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from remix.common.errors import ConfigError, RemixError
 from remix.data.mixture import WeightedDomainSampler
-from remix.errors import ConfigError, RemixError
 from remix.policy.augment import AugmentConfig, apply_augmentation
 from remix.policy.checkpoint import (
     TRAIN_STATE_FILE,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from remix.common.errors import ConfigError, RemixError
 from remix.core.actions import ActionBinner, ActionNormalizer, gaussian_bin_range
-from remix.errors import ConfigError, RemixError
 
 
 def _domains() -> dict[str, np.ndarray]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import zarr
 
+from remix.common.errors import ConfigError, RemixError
 from remix.core.dataset import WindowSpec, prepare_data, resolve_domains
 from remix.data.store import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.errors import ConfigError, RemixError
 
 
 def _store(path: Path, episodes: int = 3, action_dim: int = 7, nan: bool = False, **fields: str) -> Path:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from remix.common.errors import ConfigError
 from remix.core.dro import DomainSums, DROConfig, GroupDRO
-from remix.errors import ConfigError
 
 # Batch: domain 0 has excess [0.5, -0.2, 0.3]; domain 1 has [-0.1]; domain 2 is absent.
 EXCESS = torch.tensor([0.5, -0.2, 0.3, -0.1])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from remix.common.errors import ConfigError
 from remix.core.early_stop import select_checkpoint
-from remix.errors import ConfigError
 
 STEPS = [100, 200, 300, 400, 500, 600]
 DOWN = [3.0, 2.5, 2.2, 2.0, 1.9, 1.85]

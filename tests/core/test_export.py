@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
+from remix.common.errors import ConfigError
 from remix.core.run import mixture_export, print_weight_table
-from remix.errors import ConfigError
 
 
 def test_weights_and_size_multipliers() -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from remix.common.errors import ConfigError
 from remix.data.mixture import WeightedDomainSampler, normalize_weights, size_weights
-from remix.errors import ConfigError
 
 
 class _Tagged(Dataset):

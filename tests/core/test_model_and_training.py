@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from remix.common.errors import ConfigError
 from remix.core.dataset import BatchStream, WindowSpec, prepare_data, resolve_domains
 from remix.core.distributed import DistInfo
 from remix.core.dro import DROConfig, GroupDRO
 from remix.core.model import DiscretePolicy, ImageEncoder, OptimConfig, PolicyConfig, sequence_nll
 from remix.core.train import DROTrainer, StageConfig, reference_nll_cache
 from remix.data.synthetic import SyntheticDomain, make_synthetic_dataset
-from remix.errors import ConfigError
 
 CPU = DistInfo(0, 1, torch.device("cpu"))
 

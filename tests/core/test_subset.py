@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remix.core.run import write_json_atomic
+from remix.common.atomic import write_json_atomic
+from remix.common.errors import ConfigError, RemixError
 from remix.core.subset import pick_episodes, run_subset, water_fill
 from remix.data.store import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_dataset
-from remix.errors import ConfigError, RemixError
 
 
 def test_water_fill_caps_and_redistributes() -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from remix.common.errors import StoreError
 from remix.data import EpisodeStore, WindowSampler, split_episodes
-from remix.errors import StoreError
 
 
 @pytest.fixture

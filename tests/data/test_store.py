@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zarr
 
+from remix.common.errors import StoreError
 from remix.data.store import EpisodeStore, validate_store
-from remix.errors import StoreError
 
 
 def _episode(length: int, seed: int = 0, image: bool = True) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from eval.report import (
 )
 from eval.stats import newcombe_difference
 from eval.trial_log import TrialLog
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 
 @pytest.fixture

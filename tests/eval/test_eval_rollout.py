@@ -8,7 +8,7 @@ from eval_helpers import ConstantPolicy, ReachXRobot
 
 from eval.rollout import RolloutSettings, run_rollout
 from eval.video import TrialVideo, read_video_frames
-from remix.operator import ScriptedInput
+from remix.common.operator_input import ScriptedInput
 from robots.mock import MockRobot
 
 FORWARD = [0.02, 0, 0, 0, 0, 0, 1]

@@ -11,8 +11,8 @@ from eval.rollout import RolloutSettings
 from eval.session import EvalSession, SessionSettings, plan_trials
 from eval.trial_log import TrialLog
 from eval.video import read_video_frames
-from remix.errors import RemixError
-from remix.operator import ScriptedInput
+from remix.common.errors import RemixError
+from remix.common.operator_input import ScriptedInput
 from remix.policy import load_policy
 from robots.mock import MockRobot
 

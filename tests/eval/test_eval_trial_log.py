@@ -7,7 +7,7 @@ import pytest
 from eval_helpers import add_session, outcomes
 
 from eval.trial_log import SessionSpec, StepRecord, TrialLog, TrialRecord
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 
 def spec(**changes) -> SessionSpec:

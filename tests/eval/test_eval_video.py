@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eval.video import TrialVideo, read_video_frames, remove_partial_videos, tile_frames
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 
 def solid(color, size=(48, 64)):

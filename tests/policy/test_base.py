@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 from remix.policy import ReplayPolicy, ScriptedPolicy, load_policy
 from remix.policy.base import parse_replay_spec, validate_action
 from tests.policy.conftest import FakeSimRobot

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from remix.common.errors import ConfigError, RemixError
 from remix.data.mixture import WeightedDomainSampler
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.errors import ConfigError, RemixError
 from remix.policy.config import ModelConfig
 from remix.policy.data import (
     AugmentConfig,

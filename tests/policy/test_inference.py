@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from remix.errors import ConfigError, RemixError
+from remix.common.errors import ConfigError, RemixError
 from remix.policy import load_policy
 from remix.policy.inference import DiffusionPolicy
 from tests.policy.conftest import FakeObservation, make_observation, write_tiny_checkpoint

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from remix.policy.config import ModelConfig
 from remix.policy.model import (
     DiffusionPolicyNet,

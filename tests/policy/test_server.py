@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
+from remix.common.rpc import RpcError, RpcTimeout
 from remix.policy import ReplayPolicy, load_policy
 from remix.policy.client import RemotePolicy
 from remix.policy.server import policy_server
-from remix.rpc import RpcError, RpcTimeout
 from tests.policy.conftest import make_observation, write_tiny_checkpoint
 
 

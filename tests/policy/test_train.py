@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from remix.common.errors import ConfigError
 from remix.data import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.errors import ConfigError
 from remix.policy import load_policy
 from remix.policy.augment import AugmentConfig
 from remix.policy.cli import train_main

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sdk_fakes import FakeFrankaArm
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.cameras import CameraTimeout, ImageTransform, MockCamera, OpenCVCamera, make_cameras
 from robots.robot import RobotFault
 

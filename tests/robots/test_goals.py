@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from remix.errors import RemixError
-from remix.operator import ScriptedInput
+from remix.common.errors import RemixError
+from remix.common.operator_input import ScriptedInput
 from robots.goals import capture_goal, load_goal, move_to_pose, save_goal
 from robots.mock import MockRobot
 from robots.sim import SimRobot

@@ -1,4 +1,4 @@
-"""robots.rate.Rate: fixed-grid deadlines, no catch-up bursts after an overrun."""
+"""remix.common.rate.Rate: fixed-grid deadlines, no catch-up bursts after an overrun."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from robots.rate import Rate
+from remix.common.rate import Rate
 
 
 def test_ticks_land_on_the_grid() -> None:

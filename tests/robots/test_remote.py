@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import zmq
 
-from remix.errors import HardwareError, RemixError
-from remix.rpc import RpcClient, RpcError, pack
+from remix.common.errors import HardwareError, RemixError
+from remix.common.rpc import RpcClient, RpcError, pack
 from robots.mock import MockRobot
 from robots.remote import RemoteRobot
 from robots.robot import ControlMode, RobotFault

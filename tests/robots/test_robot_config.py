@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_module
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.mock import MockRobot
 from robots.robot import ControlMode, make_robot
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remix.errors import ConfigError, HardwareError
-from remix.operator import ScriptedInput
+from remix.common.errors import ConfigError, HardwareError
+from remix.common.operator_input import ScriptedInput
 from robots.geometry import (
     compose_rotation,
     euler_to_matrix,

@@ -1,4 +1,4 @@
-"""remix.rpc: numpy round trips, token, bad requests, timeouts, and clients vanishing mid-call."""
+"""remix.common.rpc: numpy round trips, token, bad requests, timeouts, and clients vanishing mid-call."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from remix.errors import ConfigError, HardwareError
-from remix.rpc import RpcClient, RpcError, RpcServer, RpcTimeout, pack, unpack
+from remix.common.errors import ConfigError, HardwareError
+from remix.common.rpc import RpcClient, RpcError, RpcServer, RpcTimeout, pack, unpack
 from robots.robot import RobotFault
 
 dtypes = st.sampled_from([np.uint8, np.int16, np.int64, np.float16, np.float32, np.float64, np.bool_])

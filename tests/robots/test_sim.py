@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.robot import ControlMode
 from robots.sim import SimRobot
 from robots.sim_scene import TASKS

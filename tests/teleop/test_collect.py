@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from remix.common.errors import StoreError
+from remix.common.operator_input import ScriptedInput
 from remix.data import EpisodeStore
-from remix.errors import StoreError
-from remix.operator import ScriptedInput
 from robots.geometry import compose_rotation
 from robots.mock import MockRobot
 from teleop.collect import CollectSettings, DemoCollector, Outcome, count_kept, open_demo_store

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.mock import MockRobot
 from teleop.factory import make_teleop
 from teleop.keyboard import KeyboardTeleop
@@ -48,7 +48,7 @@ def test_devices_are_built_from_config() -> None:
 
 
 def test_stop_keys_may_not_double_as_teleop_keys(tmp_path) -> None:
-    from remix.operator import ScriptedInput
+    from remix.common.operator_input import ScriptedInput
     from teleop.collect import CollectSettings, DemoCollector, open_demo_store
 
     with MockRobot() as robot:

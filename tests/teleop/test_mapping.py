@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remix.errors import ConfigError
+from remix.common.errors import ConfigError
 from robots.geometry import euler_to_matrix, matrix_to_euler
 from robots.robot import ActionSpec, Observation
 from teleop.device import TeleopEvent

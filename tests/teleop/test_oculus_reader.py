@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ppadb.client import Client
 
-from remix.errors import HardwareError
+from remix.common.errors import HardwareError
 from teleop.fake_headset import FakeAdbServer, FakeHeadset, HeadsetScript, Segment
 from teleop.oculus import AdbSettings, OculusReader
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from remix.common.operator_input import ScriptedInput
 from remix.core.dataset import WindowSpec, prepare_data, resolve_domains
 from remix.data import EpisodeStore
-from remix.operator import ScriptedInput
 from remix.policy.config import ModelConfig
 from remix.policy.data import MixtureConfig, MixtureDataset, discover_domains, fit_normalization
 from teleop.collect import CollectSettings, DemoCollector, open_demo_store
@@ -112,7 +112,7 @@ def test_sim_expert_teleop_collects_successful_demos(tmp_path, profile) -> None:
 
 
 def test_sim_expert_teleop_refuses_a_robot_without_an_expert() -> None:
-    from remix.errors import ConfigError
+    from remix.common.errors import ConfigError
     from robots.mock import MockRobot
 
     with pytest.raises(ConfigError, match="needs a simulated robot with a scripted expert"):

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from remix.errors import RemixError
+from remix.common.errors import RemixError
 
 
 class OperatorInput(ABC):

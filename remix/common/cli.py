@@ -23,8 +23,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from remix.errors import ConfigError, RemixError
-from remix.operator import OperatorInput, make_operator
+from remix.common.errors import ConfigError, RemixError
+from remix.common.operator_input import OperatorInput, make_operator
 
 CONFIG_MODULE = "remix.configs"
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"

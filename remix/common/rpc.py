@@ -24,10 +24,10 @@ import msgpack
 import numpy as np
 import zmq
 
-from remix import errors as remix_errors
-from remix.errors import ConfigError, RemixError
+from remix.common import errors as remix_errors
+from remix.common.errors import ConfigError, RemixError
 
-log = logging.getLogger("remix.rpc")
+log = logging.getLogger("remix.common.rpc")
 
 _NDARRAY_EXT = 1
 LOOPBACK = "127.0.0.1"
@@ -175,7 +175,7 @@ class RpcServer:
             try:
                 message = unpack(request)
             except Exception as error:
-                raise RpcError(f"rpc request is not valid msgpack ({type(error).__name__}); use remix.rpc.RpcClient") from None
+                raise RpcError(f"rpc request is not valid msgpack ({type(error).__name__}); use remix.common.rpc.RpcClient") from None
             if not isinstance(message, dict) or not isinstance(message.get("method"), str):
                 raise RpcError("malformed rpc request; expected {method, args, kwargs, token}")
             if self.token is not None and not hmac.compare_digest(str(message.get("token") or ""), self.token):

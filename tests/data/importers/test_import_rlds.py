@@ -1,0 +1,154 @@
+"""RLDS without TensorFlow, checked against a dataset TensorFlow Datasets wrote (tests/fixtures/rlds)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remix.data.importers.common import SourceError
+from remix.data.importers.options import build_options
+from remix.data.importers.rlds import RLDSReader
+from remix.data.importers.run import import_dataset
+from remix.data.importers.tfrecord import masked_crc32c, record_offsets
+from remix.data.store import EpisodeStore, validate_store
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+RLDS = FIXTURES / "rlds" / "bridge_mini" / "1.0.0"
+SHARD = "bridge_mini-train.tfrecord-00000-of-00001"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return np.load(FIXTURES / "rlds" / "expected.npz")
+
+
+def test_every_value_matches_what_tfds_reports(expected):
+    reader = RLDSReader(RLDS)
+    refs = reader.refs()
+    assert [(r.split, r.index) for r in refs] == [("train", i) for i in range(5)] + [("val", 0), ("val", 1)]
+    for ref in refs:
+        episode = reader.read(ref)
+        key = f"{ref.split}/{ref.index}"
+        for name, source in [
+            ("action", "steps/action"),                 # float64 stored as float32 list
+            ("state", "steps/observation/state"),
+            ("depth", "steps/observation/depth"),       # zlib tensor
+            ("contact", "steps/observation/contact"),   # bytes tensor ending in NUL bytes
+            ("is_first", "steps/is_first"),
+            ("reward", "steps/reward"),
+        ]:
+            value, want = episode.steps[source], expected[f"{key}/{name}"]
+            assert value.dtype == want.dtype and np.array_equal(value, want), (key, name)
+        for camera in ("image_0", "image_1"):          # JPEG (INTEGER_ACCURATE) and PNG
+            frames = episode.steps[f"steps/observation/{camera}"]
+            assert np.array_equal(np.stack([frames[t] for t in range(len(frames))]), expected[f"{key}/{camera}"])
+        for t in range(episode.length):                 # dynamic shapes, nested dict
+            for name in ("points", "mask"):
+                value, want = episode.steps[f"steps/observation/extra/{name}"][t], expected[f"{key}/{name}/{t}"]
+                assert value.dtype == want.dtype and np.array_equal(value, want)
+        assert list(episode.steps["steps/language_instruction"]) == list(expected[f"{key}/language_instruction"])
+        assert episode.meta["episode_metadata/file_path"] == str(expected[f"{key}/file_path"])
+        assert np.array_equal(episode.meta["episode_metadata/extra/points"], expected[f"{key}/meta_points"])
+        assert episode.meta["episode_metadata/episode_id"] == expected[f"{key}/episode_id"]
+
+
+def test_bridge_preset_scene_domains(tmp_path, expected):
+    options = build_options({"image_size": [16, 20]}, preset="bridge")
+    result = import_dataset(RLDS, tmp_path / "b.zarr", options, progress=False)
+    assert result.added == 6 and dict(result.skipped) == {"domain '' not in map": 1}  # the scripted episode
+    assert validate_store(tmp_path / "b.zarr") == []
+    store = EpisodeStore.open(tmp_path / "b.zarr")
+    assert store.fps == 5.0 and store.cameras == {"cam0": (16, 20)} and store.robot == "widowx"
+    scenes = dict(zip(store.field("scene"), store.field("domain")))
+    assert scenes == {
+        "toykitchen2": "toykitchen2", "datacol2_toykitchen7": "datacol2_toykitchen7",
+        "toysink1_room8052": "toysink1", "toykitchen6": "toykitchen6",
+        "toysink2_bww": "datacol2_toysink2", "tabletop_dark_wood": "tabletop_dark_wood",
+    }
+    for i in range(store.num_episodes):
+        key = f"{store.field('split')[i]}/{store.field('source_index')[i]}"
+        episode = store.read_episode(i)
+        assert np.array_equal(episode["action"], expected[f"{key}/action"].astype(np.float32))
+        assert np.array_equal(episode["state"], expected[f"{key}/state"].astype(np.float32))
+        assert store.field("task")[i] == expected[f"{key}/language_instruction"][0]
+
+
+def test_require_cameras_ignores_lying_flags(tmp_path):
+    options = build_options(
+        {"cameras": {"cam0": "steps/observation/image_0", "cam1": "steps/observation/image_1"},
+         "filters": {"require_cameras": True}, "split": "train"},
+        preset="bridge",
+    )
+    result = import_dataset(RLDS, tmp_path / "c.zarr", options, progress=False)
+    scenes = set(EpisodeStore.open(tmp_path / "c.zarr").field("scene"))
+    # train episode 1 claims has_image_1 but its pictures are black; episode 3 claims none but has them
+    assert result.skipped["camera cam1 blank"] == 1
+    assert scenes == {"toykitchen2", "toysink1_room8052", "toykitchen6"}
+
+
+def _copy(tmp_path: Path) -> Path:
+    target = tmp_path / "bridge_mini" / "1.0.0"
+    shutil.copytree(RLDS, target)
+    return target
+
+
+def test_corrupt_record_names_file_and_episode(tmp_path):
+    src = _copy(tmp_path)
+    shard = src / SHARD
+    offsets = record_offsets(shard)
+    data = bytearray(shard.read_bytes())
+    data[offsets[2] + 100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    options = build_options(preset="bridge")
+    with pytest.raises(SourceError, match=rf"{SHARD}: record 2 at byte {offsets[2]} \(episode 2 of bridge_mini/1.0.0/train\) fails its data CRC32C check; .*download it again"):
+        import_dataset(src, tmp_path / "o.zarr", options, progress=False)
+
+
+def test_truncated_shard(tmp_path):
+    src = _copy(tmp_path)
+    shard = src / SHARD
+    shard.write_bytes(shard.read_bytes()[:-50])
+    with pytest.raises(SourceError, match=r"record 4 at byte \d+ is truncated .*the shard is incomplete"):
+        import_dataset(src, tmp_path / "o.zarr", build_options(preset="bridge"), progress=False)
+
+
+def test_masked_crc_matches_the_spec():
+    # TFRecord's masked CRC of an all-zero 8-byte length, as TensorFlow writes it
+    import struct
+
+    head = (src := (RLDS / SHARD).read_bytes())[:8]
+    assert struct.unpack("<I", src[8:12])[0] == masked_crc32c(head)
+    assert masked_crc32c(b"") == 0xA282EAD8
+
+
+def test_bad_mapping_and_missing_fps(tmp_path):
+    options = build_options({"cameras": {"cam0": "steps/observation/image_9"}}, preset="bridge")
+    with pytest.raises(SourceError, match=r"camera key 'steps/observation/image_9' is not a per-step key .*fix the camera mapping"):
+        import_dataset(RLDS, tmp_path / "o.zarr", options, progress=False)
+    options = build_options({"action": "steps/action", "domain": {"from": "split"}})
+    with pytest.raises(SourceError, match=r"records no frame rate \(rlds\); pass fps="):
+        import_dataset(RLDS, tmp_path / "o.zarr", options, progress=False)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    code = "import sys; from remix.data.cli import main; sys.argv[0] = 'remix-data'; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_import_and_one_line_errors(tmp_path):
+    out = tmp_path / "cli.zarr"
+    ok = run_cli("import", str(RLDS), f"out={out}", "preset=bridge", "image_size=[8,8]", "split=val")
+    assert ok.returncode == 0, ok.stderr
+    assert "imported 2 episodes" in ok.stdout and run_cli("validate", str(out)).returncode == 0
+    unknown = run_cli("import", str(tmp_path), f"out={tmp_path / 'x.zarr'}")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().splitlines() == [
+        f"error: {tmp_path}: cannot tell the dataset format; pass format=rlds|lerobot|robomimic|replay_buffer "
+        "or point SRC at <name>/<version>/, a LeRobot root, a robomimic .hdf5 or a replay-buffer .zarr"
+    ]
