@@ -18,12 +18,19 @@ class FakeObservation:
 
 
 class FakeSimRobot:
-    """Just enough of a sim robot for ScriptedPolicy: a scripted expert that counts its calls."""
+    """Just enough of a sim robot (robots.sim_interface.SimulatedRobot) for ScriptedPolicy: an expert that counts its calls."""
 
     name = "fake_sim"
+    tasks = ("reach",)
 
     def __init__(self) -> None:
         self.calls = 0
+
+    def set_task(self, task: str) -> None:
+        assert task in self.tasks
+
+    def check_success(self) -> bool:
+        return False
 
     def expert_action(self) -> np.ndarray:
         self.calls += 1

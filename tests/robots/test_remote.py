@@ -20,6 +20,7 @@ from robots.remote import RemoteRobot
 from robots.robot import ControlMode, RobotFault
 from robots.server import RobotServer
 from robots.sim import SimRobot
+from robots.sim_interface import SimulatedRobot
 
 
 def serve(robot, token: str | None = "tok") -> RobotServer:
@@ -36,7 +37,7 @@ def test_remote_mirrors_specs_and_safety_counters() -> None:
         robot.reset()
         robot.send_action([np.nan] * 7)
         assert robot.events.rejected_nonfinite == 1 == arm.events.rejected_nonfinite
-        assert not hasattr(robot, "expert_action"), "mock has no expert, so the remote offers none"
+        assert not isinstance(robot, SimulatedRobot), "mock has no expert, so the remote offers none"
     arm.disconnect()
 
 
@@ -87,15 +88,20 @@ def test_server_survives_a_client_vanishing_mid_step() -> None:
 
 def test_sim_extras_are_forwarded_and_rendered_on_the_server_thread() -> None:
     arm = SimRobot(cameras={"cam0": (32, 32)})
-    with serve(arm) as server, RemoteRobot(server.rpc.address, token="tok") as robot:
-        robot.set_task("lift_red")
-        robot.reset(seed=0)
-        for _ in range(30):
-            robot.send_action(robot.expert_action())
-            if robot.check_success():
-                break
-        assert robot.check_success() is True
-        assert robot.get_observation().images["cam0"].std() > 5, "rendered by a GL context of the server thread"
+    with serve(arm) as server:
+        remote = RemoteRobot(server.rpc.address, token="tok")
+        assert not isinstance(remote, SimulatedRobot), "before connecting, the client cannot know"
+        with remote as robot:
+            assert isinstance(robot, SimulatedRobot) and robot.tasks == arm.tasks
+            robot.set_task("lift_red")
+            robot.reset(seed=0)
+            for _ in range(30):
+                robot.send_action(robot.expert_action())
+                if robot.check_success():
+                    break
+            assert robot.check_success() is True
+            assert robot.get_observation().images["cam0"].std() > 5, "rendered by a GL context of the server thread"
+        assert not isinstance(remote, SimulatedRobot), "disconnected: the sim members go"
     arm.disconnect()
 
 
