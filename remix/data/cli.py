@@ -12,7 +12,7 @@ from remix.data.stats import format_summary, store_summary
 from remix.data.store import EpisodeStore, validate_store
 from remix.data.synthetic import DEFAULT_DOMAINS, make_synthetic_dataset
 
-COMMANDS = ("info", "validate", "synthetic")
+COMMANDS = ("info", "validate", "synthetic", "import", "export")
 
 
 def _require_path(cfg: DictConfig) -> str:
@@ -30,10 +30,17 @@ def main(cfg: DictConfig) -> int:
       remix-data validate PATH           list every problem of a store; exit 1 if there is any
       remix-data synthetic OUT           write the built-in synthetic dataset, one store per domain
                                          (synthetic.image_size=32 adds a small camera image)
+      remix-data import SRC out=DIR [preset=NAME] [format=auto|rlds|lerobot|robomimic|replay_buffer] [fps=..]
+                                         import RLDS/Open X, LeRobot, robomimic or replay-buffer data (docs/data.md)
+      remix-data export SRC format=lerobot out=DIR   write a store as a LeRobot v3.0 dataset
     """
     if cfg.command not in COMMANDS:
         raise ConfigError(f"unknown command {cfg.command!r}; use one of {', '.join(COMMANDS)}")
     path = _require_path(cfg)
+    if cfg.command in ("import", "export"):
+        from remix.data.importers.cli import export_command, import_command
+
+        return import_command(cfg) if cfg.command == "import" else export_command(cfg)
     if cfg.command == "info":
         summary = store_summary(EpisodeStore.open(path))
         print(json.dumps(summary, indent=2, default=str) if cfg.json else format_summary(summary))
