@@ -80,6 +80,7 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
                 tolerance=float(r["tolerance"]),
                 patience=int(r["patience"]),
                 stop_when_overfit=bool(r["stop_when_overfit"]),
+                min_gain=None if r["min_gain"] is None else float(r["min_gain"]),
             ),
             dro=DROConfig(
                 eta=float(g["eta"]),
@@ -88,8 +89,10 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
                 clip_excess=bool(g["clip_excess"]),
                 scoring=g["scoring"],
                 absent=g["absent"],
+                unlearnable=g["unlearnable"],
             ),
             dro_steps=int(g["steps"]) if g["steps"] is not None else None,
+            dro_checkpoint_every=int(g["checkpoint_every"]) if g["checkpoint_every"] is not None else None,
             cache_reference=bool(g["cache_reference"]),
             plain_dro=bool(g["plain"]),
             keep_checkpoints=bool(r["keep_checkpoints"]),
@@ -97,6 +100,7 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
             seed=int(c["seed"]),
             device=str(c["device"]),
             overwrite=bool(c["overwrite"]),
+            resume=bool(c["resume"]),
         )
     except (TypeError, ValueError) as error:
         raise ConfigError(f"bad config value ({error}); check the key=value overrides") from None

@@ -13,7 +13,7 @@ small data (the fast path for CPU runs); otherwise batches are read lazily throu
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -159,10 +159,28 @@ class PreparedData:
     state_std: torch.Tensor
     action_dim: int
     state_dim: int
+    marginal_nll: dict[str, float] = field(default_factory=dict)  # per domain; see `marginal_nll`
 
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.domains]
+
+
+def marginal_nll(train_bins: np.ndarray, val_bins: np.ndarray, n_bins: int) -> float:
+    """Held-out NLL of a domain's own action marginal: per dimension, the training bin frequencies
+    (add-1/2 smoothed) scored on the validation actions, summed over dimensions like `sequence_nll`.
+
+    This is what a policy that ignores the observation achieves on the domain, so a trained policy
+    that never gets meaningfully below it has learned nothing that generalizes (early_stop.py).
+    Bins are (N, A) int arrays; NaN when there are no validation actions.
+    """
+    if len(val_bins) == 0:
+        return float("nan")
+    total = 0.0
+    for dim in range(train_bins.shape[1]):
+        counts = np.bincount(train_bins[:, dim], minlength=n_bins).astype(np.float64) + 0.5
+        total += float(-np.log(counts / counts.sum())[val_bins[:, dim]].mean())
+    return total
 
 
 def prepare_data(
@@ -177,7 +195,7 @@ def prepare_data(
 ) -> PreparedData:
     """Split episodes, fit per-domain action statistics on the train episodes, and wrap the windows."""
     binner = ActionBinner(bins, n_bins)  # type: ignore[arg-type]
-    train_samplers, val_samplers, actions, states = [], [], {}, []
+    train_samplers, val_samplers, actions, val_actions, states = [], [], {}, {}, []
     gripper_dims: tuple[int, ...] = ()
     for k, domain in enumerate(domains):
         store = EpisodeStore.open(domain.path)
@@ -208,7 +226,9 @@ def prepare_data(
         train_samplers.append(make(train_mask))
         val_samplers.append(make(val_mask))
         steps = train_samplers[-1].indices
-        actions[domain.name] = np.asarray(store.array("action")[:], dtype=np.float64)[steps]
+        all_actions = np.asarray(store.array("action")[:], dtype=np.float64)
+        actions[domain.name] = all_actions[steps]
+        val_actions[domain.name] = all_actions[val_samplers[-1].indices]
         if spec.use_state:
             states.append(np.asarray(store.array("state")[:], dtype=np.float64)[steps])
     normalizer = ActionNormalizer.fit(actions, normalization, gripper_dims, normalize_gripper)  # type: ignore[arg-type]
@@ -222,6 +242,14 @@ def prepare_data(
     else:
         state_mean, state_std, state_dim = torch.zeros(1), torch.ones(1), 0
     names = [d.name for d in domains]
+    marginals = {
+        name: marginal_nll(
+            binner.encode(normalizer.normalize(actions[name], name)),
+            binner.encode(normalizer.normalize(val_actions[name], name)),
+            binner.n_bins,
+        )
+        for name in names
+    }
     return PreparedData(
         domains=list(domains),
         normalizer=normalizer,
@@ -233,6 +261,7 @@ def prepare_data(
         state_std=state_std,
         action_dim=normalizer.action_dim,
         state_dim=state_dim,
+        marginal_nll=marginals,
     )
 
 
@@ -268,12 +297,22 @@ class BatchStream:
             world_size=world_size,
         )
 
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.sampler) // self.batch_size
+
     def __iter__(self) -> Iterator[Batch]:
-        epoch = 0
+        return self.iterate()
+
+    def iterate(self, start: int = 0) -> Iterator[Batch]:
+        """The stream from batch number `start` on (0-based): the same batches a fresh stream yields after
+        `start` batches, without reading the skipped ones (what resuming from a checkpoint needs)."""
+        epoch, skip = divmod(start, self.batches_per_epoch)
         while True:
             self.sampler.set_epoch(epoch)
+            order = list(self.sampler)[skip * self.batch_size :]
             if self.tensors is not None:
-                flat = torch.as_tensor(list(self.sampler), dtype=torch.long)
+                flat = torch.as_tensor(order, dtype=torch.long)
                 for chunk in flat.split(self.batch_size):
                     if len(chunk) == self.batch_size:
                         yield {key: value[chunk] for key, value in self.tensors.items()}
@@ -281,13 +320,13 @@ class BatchStream:
                 loader = DataLoader(
                     self.windows,
                     batch_size=self.batch_size,
-                    sampler=self.sampler,
+                    sampler=order,  # type: ignore[arg-type]
                     num_workers=self.num_workers,
                     drop_last=True,
                     persistent_workers=False,
                 )
                 yield from loader
-            epoch += 1
+            epoch, skip = epoch + 1, 0
 
 
 def eval_indices(windows: EncodedWindows, per_domain: int, seed: int) -> np.ndarray:

@@ -6,6 +6,8 @@ Per batch, with excess_i = NLL_proxy(i) - NLL_ref(i):
     score_d   = "positive": mean of v_i over samples of d with v_i > 0  (release; 0 if none)
                 "all":      mean of v_i over all samples of d            (DoReMi)
                 a domain absent from the batch scores 0 ("zero", release) or keeps its last score ("last")
+                a domain the reference stage found unlearnable scores 0 with unlearnable="zero" (its
+                excess on training windows is memorisation, not room to improve; early_stop.py)
     alpha     = normalize(alpha * exp(eta * score))
     alpha     = (1 - smoothing) * alpha + smoothing * target      (target: alpha0 = size shares, or uniform)
     average  += (alpha - average) / (t + 1)                        (alpha0 itself is not averaged)
@@ -39,6 +41,7 @@ class DROConfig:
     clip_excess: bool = True
     scoring: Literal["positive", "all"] = "positive"
     absent: Literal["zero", "last"] = "zero"
+    unlearnable: Literal["score", "zero"] = "score"  # zero: unlearnable domains score 0; score: like any other
 
     def __post_init__(self) -> None:
         if not self.eta > 0:
@@ -53,6 +56,8 @@ class DROConfig:
             raise ConfigError(f"dro.scoring must be positive or all, got {self.scoring!r}")
         if self.absent not in ("zero", "last"):
             raise ConfigError(f"dro.absent must be zero or last, got {self.absent!r}")
+        if self.unlearnable not in ("score", "zero"):
+            raise ConfigError(f"dro.unlearnable must be score or zero, got {self.unlearnable!r}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,13 @@ class DomainSums:
 class GroupDRO:
     """The domain weights alpha, their running average, and the per-step update."""
 
-    def __init__(self, alpha0: Sequence[float] | torch.Tensor, config: DROConfig) -> None:
+    def __init__(
+        self,
+        alpha0: Sequence[float] | torch.Tensor,
+        config: DROConfig,
+        unlearnable: Sequence[bool] | None = None,
+    ) -> None:
+        """`unlearnable`: per-domain flags from the reference stage (used with config.unlearnable="zero")."""
         a0 = torch.as_tensor(normalize_weights(torch.as_tensor(alpha0, dtype=torch.float64).tolist()))
         self.config = config
         self.alpha0 = a0
@@ -102,6 +113,10 @@ class GroupDRO:
         self.steps = 0
         k = a0.numel()
         self.target = a0 if config.smoothing_target == "alpha0" else torch.full_like(a0, 1.0 / k)
+        flags = [False] * k if unlearnable is None else list(unlearnable)
+        if len(flags) != k:
+            raise ConfigError(f"{len(flags)} unlearnable flags for {k} domains")
+        self.unlearnable = torch.tensor(flags, dtype=torch.bool)
 
     @property
     def num_domains(self) -> int:
@@ -115,7 +130,10 @@ class GroupDRO:
             score = sums.score_sum / sums.count.clamp_min(1.0)
         absent = sums.count == 0
         fill = self.last_score if self.config.absent == "last" else torch.zeros_like(score)
-        return torch.where(absent, fill, score)
+        score = torch.where(absent, fill, score)
+        if self.config.unlearnable == "zero":
+            score = torch.where(self.unlearnable.to(score.device), torch.zeros_like(score), score)
+        return score
 
     def update(self, sums: DomainSums) -> torch.Tensor:
         """Apply one exponentiated-gradient step; returns the per-domain scores used."""
@@ -149,3 +167,10 @@ class GroupDRO:
             "last_score": self.last_score,
             "steps": self.steps,
         }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        """Restore what `state_dict` saved (resuming a DRO run)."""
+        self.alpha = torch.as_tensor(state["alpha"]).cpu().to(torch.float64)
+        self.average = torch.as_tensor(state["average"]).cpu().to(torch.float64)
+        self.last_score = torch.as_tensor(state["last_score"]).cpu().to(torch.float64)
+        self.steps = int(state["steps"])

@@ -10,12 +10,19 @@ Run directory (`out`):
     weights.json            domains, weights (time-averaged alpha), size_weights, reference step + reason
     mixture.json            Octo/OpenVLA-style (name, weight) lists
     plots/*.png             alpha, excess, reference curves with the chosen step, weights vs size
+
+Stages (each a function below; an interrupted run resumes from `reference/state.pt`, `dro/state.pt`):
+    data_stage        domains -> PreparedData, in-memory tensors, policy shape
+    reference_stage   train the reference, choose its checkpoint, flag unlearnable domains
+    dro_stage         Group DRO of a fresh proxy against the reference's NLL
+    output_stage      weights.json, mixture.json, CSVs, plots, the printed table
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,11 +36,20 @@ from rich.table import Table
 from remix.common.atomic import write_json_atomic
 from remix.common.errors import ConfigError, RemixError
 from remix.core import plots
-from remix.core.dataset import Batch, BatchStream, PreparedData, WindowSpec, prepare_data, resolve_domains
+from remix.core.dataset import (
+    Batch,
+    BatchStream,
+    DomainSource,
+    PreparedData,
+    WindowSpec,
+    prepare_data,
+    resolve_domains,
+)
 from remix.core.distributed import DistInfo, barrier, init_distributed
 from remix.core.dro import DROConfig, GroupDRO
 from remix.core.model import DiscretePolicy, PolicyConfig
 from remix.core.train import (
+    DROResult,
     DROTrainer,
     ReferenceConfig,
     ReferenceResult,
@@ -90,6 +106,7 @@ class WeightsSettings:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     dro: DROConfig = field(default_factory=DROConfig)
     dro_steps: int | None = None  # None: as many steps as the reference ran
+    dro_checkpoint_every: int | None = None  # DRO-stage checkpoint cadence; None: reference.eval_every
     cache_reference: bool = True
     plain_dro: bool = False  # paper Table 1: Group DRO on the proxy's own NLL, no reference
     keep_checkpoints: bool = False
@@ -97,6 +114,7 @@ class WeightsSettings:
     seed: int = 0
     device: str = "auto"
     overwrite: bool = False
+    resume: bool = False  # continue an interrupted run in `out` from its last checkpoint
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,7 @@ class WeightsResult:
     reference_step: int
     reference_reason: str
     dro_steps: int
+    unlearnable: tuple[str, ...] = ()
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -170,6 +189,44 @@ def print_weight_table(
     (console or Console()).print(table)
 
 
+RUN_SETTINGS_FILE = "run_settings.json"  # written at the start: marks a run that can be resumed
+REFERENCE_STATE = Path("reference") / "state.pt"
+REFERENCE_RESULT = Path("reference") / "result.json"
+DRO_STATE = Path("dro") / "state.pt"
+
+
+@dataclass
+class RunData:
+    """What the data stage hands the others."""
+
+    domains: list[DomainSource]
+    data: PreparedData
+    sizes: dict[str, float]  # size share of every domain (alpha0)
+    train_tensors: Batch | None  # None: read lazily
+    val_tensors: Batch | None
+    policy_config: PolicyConfig
+
+    @property
+    def names(self) -> list[str]:
+        return self.data.names
+
+
+@dataclass
+class ReferenceOutcome:
+    """The frozen reference (None for plain DRO) and what weights.json reports about it."""
+
+    model: DiscretePolicy | None
+    info: dict[str, Any]
+    unlearnable: tuple[str, ...] = ()
+
+
+@dataclass
+class DROOutcome:
+    result: DROResult
+    steps: int
+    cached_reference: bool
+
+
 def _builtin_paths(settings: WeightsSettings, dist_info: DistInfo) -> list[Path]:
     from remix.data.synthetic import DEFAULT_DOMAINS, make_synthetic_dataset
 
@@ -228,33 +285,154 @@ def _new_policy(config: PolicyConfig, data: PreparedData, seed: int, device: tor
     return policy.to(device)
 
 
-def _prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> Path:
+def _settings_fingerprint(settings: WeightsSettings) -> dict[str, Any]:
+    """The settings that decide the result (a resumed run must use the same ones)."""
+    raw = asdict(settings)
+    for key in ("out", "overwrite", "resume", "device"):
+        raw.pop(key)
+    return json.loads(json.dumps(raw, default=str))
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    found = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return found
+
+
+def prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> bool:
+    """Check `out` and decide whether this run resumes an interrupted one (returned)."""
     out = settings.out
+    resuming = False
     if dist_info.is_main:
-        if (out / WEIGHTS_FILE).exists() and not settings.overwrite:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"out={out} is a file; give a directory for the run")
+        finished = (out / WEIGHTS_FILE).exists()
+        interrupted = not finished and (out / RUN_SETTINGS_FILE).exists()
+        if finished and not settings.overwrite:
             raise ConfigError(
                 f"{out} already holds a finished run; pass overwrite=true or choose another out="
             )
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"out={out} is a file; give a directory for the run")
+        if interrupted and not (settings.resume or settings.overwrite):
+            raise ConfigError(
+                f"{out} holds an interrupted run; pass resume=true to continue it from its last checkpoint "
+                "or overwrite=true to start over"
+            )
+        fingerprint = _settings_fingerprint(settings)
+        resuming = interrupted and settings.resume
+        if resuming:
+            changed = _differences(json.loads((out / RUN_SETTINGS_FILE).read_text()), fingerprint)
+            if changed:
+                raise ConfigError(
+                    f"resume=true with other settings than the interrupted run ({'; '.join(changed[:3])}); "
+                    "use the same ones, or overwrite=true to start over"
+                )
+        else:
+            for stale in (out / "reference", out / "dro", out / WEIGHTS_FILE):
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                elif stale.exists():
+                    stale.unlink()
         (out / "plots").mkdir(parents=True, exist_ok=True)
+        (out / "dro").mkdir(exist_ok=True)
+        write_json_atomic(out / RUN_SETTINGS_FILE, fingerprint)
     barrier()
-    return out
+    return resuming
 
 
-def _reference_stage(
-    settings: WeightsSettings,
-    data: PreparedData,
-    policy_config: PolicyConfig,
-    batches: BatchStream,
-    tensors: tuple[Batch | None, Batch | None],
-    dist_info: DistInfo,
-    console: Console,
-) -> tuple[DiscretePolicy, dict[str, Any]]:
-    """Stage 2: train the reference, log per-domain curves as it goes, load the chosen checkpoint."""
-    out, names, main = settings.out, data.names, dist_info.is_main
+def data_stage(settings: WeightsSettings, dist_info: DistInfo, console: Console) -> RunData:
+    """Stage 1: resolve domains, split and preprocess them, stack small data into memory."""
+    paths = list(settings.data.paths) or _builtin_paths(settings, dist_info)
+    domains = resolve_domains(paths, settings.data.domain_key)
+    m, a = settings.model, settings.actions
+    data = prepare_data(
+        domains,
+        WindowSpec(m.n_obs, m.horizon, m.use_state, tuple(m.cameras)),
+        a.normalization,
+        a.normalize_gripper,
+        a.bins,
+        a.n_bins,
+        settings.data.val_fraction,
+        settings.seed,
+    )
+    names = data.names
+    sizes = dict(zip(names, size_weights([d.num_steps for d in domains]).tolist()))
+    if dist_info.is_main:
+        console.print(
+            f"[bold]Re-Mix[/bold] {len(names)} domains, {len(data.train)} train / {len(data.val)} val windows, "
+            f"device {dist_info.device}, world size {dist_info.world_size}"
+        )
+        write_json_atomic(
+            settings.out / "normalization.json", {**data.normalizer.to_dict(), "bins": asdict(data.binner)}
+        )
+        no_val = [n for n, size in zip(names, data.val.domain_sizes) if size == 0]
+        if no_val:
+            console.print(
+                f"[yellow]warning:[/yellow] domains {no_val} have no validation episodes (too few episodes); "
+                "early stopping ignores them. Raise data.val_fraction or add episodes."
+            )
+    train_tensors = val_tensors = None
+    if settings.data.in_memory:
+        _check_memory(data, settings.data.max_memory_gb)
+        train_tensors = {k: v.to(dist_info.device) for k, v in data.train.materialize().items()}
+        val_tensors = data.val.materialize()
+    return RunData(domains, data, sizes, train_tensors, val_tensors, _policy_config(settings, data))
+
+
+def batch_stream(settings: WeightsSettings, run: RunData, dist_info: DistInfo, seed: int) -> BatchStream:
+    """The size-proportional stream of training batches both stages draw from (per rank under DDP)."""
+    batch_size = settings.reference.stage.batch_size
+    if dist_info.world_size > 1 and batch_size % dist_info.world_size:
+        raise ConfigError(f"batch_size={batch_size} must divide by the {dist_info.world_size} ranks")
+    return BatchStream(
+        run.data.train,
+        normalize_weights(run.data.train.domain_sizes.astype(np.float64)),
+        batch_size // dist_info.world_size,
+        seed,
+        tensors=run.train_tensors,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+        num_workers=settings.data.num_workers,
+    )
+
+
+def _write_eval_log(
+    path: Path, steps: Sequence[int], train: Mapping[str, Sequence[float]], val: Mapping[str, Sequence[float]]
+) -> None:
+    names = list(train)
+    lines = ["step,split," + ",".join(names)]
+    for k, step in enumerate(steps):
+        lines.append(f"{step},train," + ",".join(f"{train[n][k]:.6f}" for n in names))
+        lines.append(f"{step},val," + ",".join(f"{val[n][k]:.6f}" for n in names))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def unlearnable_report(result: ReferenceResult, marginals: Mapping[str, float]) -> dict[str, Any]:
+    """Per unlearnable domain: its starting value and its curves (for weights.json)."""
+    return {
+        name: {
+            "marginal_nll": marginals[name],
+            "best_val_nll": float(np.nanmin(result.val_nll[name])),
+            "steps": result.eval_steps,
+            "train_nll": result.train_nll[name],
+            "val_nll": result.val_nll[name],
+        }
+        for name in result.selection.unlearnable
+    }
+
+
+def _train_reference(
+    settings: WeightsSettings, run: RunData, dist_info: DistInfo, console: Console
+) -> dict[str, Any]:
+    """Train the reference (resuming from its state file if there is one); returns weights.json's info."""
+    out, names, main = settings.out, run.names, dist_info.is_main
     eval_log = out / "reference_eval.csv"
-    if main:
+    if main and not (out / REFERENCE_STATE).exists():
         eval_log.write_text("step,split," + ",".join(names) + "\n")
 
     def on_eval(step: int, train_nll: Mapping[str, float], val_nll: Mapping[str, float]) -> None:
@@ -263,22 +441,34 @@ def _reference_stage(
                 f.write(f"{step},train," + ",".join(f"{train_nll[n]:.6f}" for n in names) + "\n")
                 f.write(f"{step},val," + ",".join(f"{val_nll[n]:.6f}" for n in names) + "\n")
 
-    reference = _new_policy(policy_config, data, settings.seed, dist_info.device)
+    reference = _new_policy(run.policy_config, run.data, settings.seed, dist_info.device)
     result: ReferenceResult = train_reference(
         reference,
-        batches,
-        (data.train, tensors[0]),
-        (data.val, tensors[1]),
+        batch_stream(settings, run, dist_info, settings.seed),
+        (run.data.train, run.train_tensors),
+        (run.data.val, run.val_tensors),
         settings.reference,
         out / "reference",
         dist_info,
         seed=settings.seed,
         on_eval=on_eval,
+        baselines=run.data.marginal_nll,
+        state_path=out / REFERENCE_STATE,
     )
-    barrier()
     selection = result.selection
+    info = {
+        "step": selection.step,
+        "reason": selection.reason,
+        "steps_run": result.steps_run,
+        "overfit_onsets": selection.onsets,
+        "checkpoint": str(result.checkpoint.relative_to(out)),
+        "min_gain": settings.reference.min_gain,
+        "marginal_nll": run.data.marginal_nll,
+        "unlearnable": unlearnable_report(result, run.data.marginal_nll),
+    }
     if main:
         console.print(f"reference: ran {result.steps_run} steps; {selection.reason}")
+        _write_eval_log(eval_log, result.eval_steps, result.train_nll, result.val_nll)
         _write_csv(out / "reference_loss.csv", result.loss_log)
         plots.plot_reference(
             result.eval_steps,
@@ -287,166 +477,160 @@ def _reference_stage(
             selection.step,
             out / "plots" / "reference.png",
         )
-    reference.load_state_dict(torch.load(result.checkpoint, map_location=dist_info.device, weights_only=True))
-    reference.eval().requires_grad_(False)
+        if not settings.keep_checkpoints:
+            for checkpoint in (out / "reference").glob("step_*.pt"):
+                if checkpoint != result.checkpoint:
+                    checkpoint.unlink()
+        write_json_atomic(out / REFERENCE_RESULT, info)
+        (out / REFERENCE_STATE).unlink(missing_ok=True)
     barrier()
-    if main and not settings.keep_checkpoints:
-        for checkpoint in (out / "reference").glob("step_*.pt"):
-            if checkpoint != result.checkpoint:
-                checkpoint.unlink()
-    info = {
-        "step": selection.step,
-        "reason": selection.reason,
-        "steps_run": result.steps_run,
-        "overfit_onsets": selection.onsets,
-        "checkpoint": str(result.checkpoint.relative_to(out)),
-    }
-    return reference, info
+    return info
 
 
-def run_weights(
-    settings: WeightsSettings, config_yaml: str | None = None, console: Console | None = None
-) -> WeightsResult:
-    """The whole pipeline; returns the weights and writes the run directory (rank 0)."""
-    console = console or Console()
-    dist_info = init_distributed(settings.device)
-    main = dist_info.is_main
-    out = _prepare_run_dir(settings, dist_info)
-    if config_yaml is not None and main:
-        (out / "config.yaml").write_text(config_yaml)
-    paths = list(settings.data.paths) or _builtin_paths(settings, dist_info)
-    domains = resolve_domains(paths, settings.data.domain_key)
-    names = [d.name for d in domains]
-    spec = WindowSpec(
-        settings.model.n_obs, settings.model.horizon, settings.model.use_state, tuple(settings.model.cameras)
-    )
-    a = settings.actions
-    data = prepare_data(
-        domains,
-        spec,
-        a.normalization,
-        a.normalize_gripper,
-        a.bins,
-        a.n_bins,
-        settings.data.val_fraction,
-        settings.seed,
-    )
-    sizes = dict(zip(names, size_weights([d.num_steps for d in domains]).tolist()))
-    if main:
-        console.print(
-            f"[bold]Re-Mix[/bold] {len(names)} domains, {len(data.train)} train / {len(data.val)} val windows, "
-            f"device {dist_info.device}, world size {dist_info.world_size}"
-        )
-        write_json_atomic(
-            out / "normalization.json", {**data.normalizer.to_dict(), "bins": asdict(data.binner)}
-        )
-        no_val = [n for n, size in zip(names, data.val.domain_sizes) if size == 0]
-        if no_val:
-            console.print(
-                f"[yellow]warning:[/yellow] domains {no_val} have no validation episodes (too few episodes); "
-                "early stopping ignores them. Raise data.val_fraction or add episodes."
-            )
-    if settings.data.in_memory:
-        _check_memory(data, settings.data.max_memory_gb)
-    train_tensors = data.train.materialize() if settings.data.in_memory else None
-    val_tensors = data.val.materialize() if settings.data.in_memory else None
-    if train_tensors is not None:
-        train_tensors = {k: v.to(dist_info.device) for k, v in train_tensors.items()}
-    policy_config = _policy_config(settings, data)
-    batch_size = settings.reference.stage.batch_size
-    train_share = normalize_weights(data.train.domain_sizes.astype(np.float64))
-
-    def stream(seed: int) -> BatchStream:
-        if dist_info.world_size > 1 and batch_size % dist_info.world_size:
-            raise ConfigError(f"batch_size={batch_size} must divide by the {dist_info.world_size} ranks")
-        return BatchStream(
-            data.train,
-            train_share,
-            batch_size // dist_info.world_size,
-            seed,
-            tensors=train_tensors,
-            rank=dist_info.rank,
-            world_size=dist_info.world_size,
-            num_workers=settings.data.num_workers,
-        )
-
+def reference_stage(
+    settings: WeightsSettings, run: RunData, dist_info: DistInfo, console: Console
+) -> ReferenceOutcome:
+    """Stage 2: the reference at its chosen checkpoint (trained now, or as a finished earlier stage left it)."""
     if settings.plain_dro:
-        # Plain Group DRO (paper Table 1): the score is the proxy's own NLL, no reference model.
-        reference_info: dict[str, Any] = {
+        info = {
             "step": 0,
             "reason": "plain Group DRO (dro.plain=true): no reference model, the excess is the proxy NLL",
             "steps_run": 0,
         }
-        dro_steps = settings.dro_steps or settings.reference.stage.steps
-        reference, cache = None, torch.zeros(len(data.train), device=dist_info.device)
+        return ReferenceOutcome(None, info)
+    done = settings.out / REFERENCE_RESULT
+    if done.exists():
+        info = json.loads(done.read_text())
+        if dist_info.is_main:
+            console.print(f"reference: resumed after the finished reference stage; {info['reason']}")
     else:
-        reference, reference_info = _reference_stage(
-            settings,
-            data,
-            policy_config,
-            stream(settings.seed),
-            (train_tensors, val_tensors),
-            dist_info,
-            console,
-        )
-        dro_steps = settings.dro_steps or int(reference_info["steps_run"])
-        cache = None
+        info = _train_reference(settings, run, dist_info, console)
+    reference = _new_policy(run.policy_config, run.data, settings.seed, dist_info.device)
+    checkpoint = settings.out / info["checkpoint"]
+    reference.load_state_dict(torch.load(checkpoint, map_location=dist_info.device, weights_only=True))
+    reference.eval().requires_grad_(False)
+    return ReferenceOutcome(reference, info, tuple(info.get("unlearnable", {})))
+
+
+def dro_stage(
+    settings: WeightsSettings, run: RunData, reference: ReferenceOutcome, dist_info: DistInfo
+) -> DROOutcome:
+    """Stage 3: a fresh proxy under Group DRO on its excess NLL over the reference (checkpointed)."""
+    names = run.names
+    device = dist_info.device
+    cache = None
+    if reference.model is None:  # plain Group DRO: the excess is the proxy's own NLL
+        cache = torch.zeros(len(run.data.train), device=device)
+        steps = settings.dro_steps or settings.reference.stage.steps
+    else:
+        steps = settings.dro_steps or int(reference.info["steps_run"])
         if settings.cache_reference:
             cache = reference_nll_cache(
-                reference,
-                data.train,
-                train_tensors,
-                batch_size * 4,
-                dist_info.device,
+                reference.model,
+                run.data.train,
+                run.train_tensors,
+                settings.reference.stage.batch_size * 4,
+                device,
                 settings.data.num_workers,
             )
-
-    # Stage 3: Group DRO on the excess loss.
-    dro = GroupDRO([sizes[n] for n in names], settings.dro)
-    proxy = _new_policy(policy_config, data, settings.seed + 1, dist_info.device)
+    dro = GroupDRO([run.sizes[n] for n in names], settings.dro, [n in reference.unlearnable for n in names])
+    proxy = _new_policy(run.policy_config, run.data, settings.seed + 1, device)
     trainer = DROTrainer(
         proxy,
         dro,
         names,
         settings.reference.stage,
         dist_info,
-        reference=None if cache is not None else reference,
+        reference=None if cache is not None else reference.model,
         cache=cache,
     )
-    dro_result = trainer.run(stream(settings.seed + 1000), dro_steps)
-    weights = dro_result.weights
-    if main:
-        _write_csv(out / "dro_log.csv", dro_result.log)
-        plots.plot_alpha(dro_result.log, names, out / "plots" / "alpha.png")
-        plots.plot_excess(dro_result.log, names, out / "plots" / "excess.png")
-        plots.plot_weights(weights, sizes, out / "plots" / "weights.png")
-        write_json_atomic(out / "mixture.json", mixture_export(weights, sizes, settings.export_floor))
-        write_json_atomic(
-            out / WEIGHTS_FILE,
-            {
-                "domains": names,
-                "weights": weights,
-                "size_weights": sizes,
-                "final_alpha": dro_result.final_alpha,
-                "reference": reference_info,
-                "dro": {
-                    **asdict(settings.dro),
-                    "steps": dro_steps,
-                    "cached_reference_nll": cache is not None and not settings.plain_dro,
-                    "plain": settings.plain_dro,
-                },
-                "sources": [
-                    {"name": d.name, "path": str(Path(d.path).resolve()), "episodes": len(d.episodes), "steps": d.num_steps}
-                    for d in domains
-                ],
-                "domain_key": settings.data.domain_key,
+    result = trainer.run(
+        batch_stream(settings, run, dist_info, settings.seed + 1000),
+        steps,
+        state_path=settings.out / DRO_STATE,
+        checkpoint_every=settings.dro_checkpoint_every or settings.reference.eval_every,
+    )
+    return DROOutcome(result, steps, cache is not None and reference.model is not None)
+
+
+def output_stage(
+    settings: WeightsSettings,
+    run: RunData,
+    reference: ReferenceOutcome,
+    dro: DROOutcome,
+    console: Console,
+) -> None:
+    """Stage 4 (rank 0): weights.json last, so that its presence means a finished run."""
+    out, names, sizes = settings.out, run.names, run.sizes
+    weights = dro.result.weights
+    _write_csv(out / "dro_log.csv", dro.result.log)
+    plots.plot_alpha(dro.result.log, names, out / "plots" / "alpha.png")
+    plots.plot_excess(dro.result.log, names, out / "plots" / "excess.png")
+    plots.plot_weights(weights, sizes, out / "plots" / "weights.png")
+    write_json_atomic(out / "mixture.json", mixture_export(weights, sizes, settings.export_floor))
+    write_json_atomic(
+        out / WEIGHTS_FILE,
+        {
+            "domains": names,
+            "weights": weights,
+            "size_weights": sizes,
+            "final_alpha": dro.result.final_alpha,
+            "reference": reference.info,
+            "dro": {
+                **asdict(settings.dro),
+                "steps": dro.steps,
+                "cached_reference_nll": dro.cached_reference,
+                "plain": settings.plain_dro,
             },
-        )
-        print_weight_table(weights, sizes, console)
-        console.print(f"run directory: {out}")
+            "sources": [
+                {
+                    "name": d.name,
+                    "path": str(Path(d.path).resolve()),
+                    "episodes": len(d.episodes),
+                    "steps": d.num_steps,
+                }
+                for d in run.domains
+            ],
+            "domain_key": settings.data.domain_key,
+        },
+    )
+    (out / DRO_STATE).unlink(missing_ok=True)
+    print_weight_table(weights, sizes, console)
+    console.print(f"run directory: {out}")
+
+
+def run_weights(
+    settings: WeightsSettings, config_yaml: str | None = None, console: Console | None = None
+) -> WeightsResult:
+    """The whole pipeline; returns the weights and writes the run directory (rank 0).
+
+    An interrupted run (killed in any stage) continues from its last checkpoint with resume=true and
+    ends with the same weights as an uninterrupted run with the same settings.
+    """
+    console = console or Console()
+    dist_info = init_distributed(settings.device)
+    resuming = prepare_run_dir(settings, dist_info)
+    if dist_info.is_main:
+        if resuming:
+            console.print(f"resuming the interrupted run in {settings.out}")
+        if config_yaml is not None:
+            (settings.out / "config.yaml").write_text(config_yaml)
+    run = data_stage(settings, dist_info, console)
+    reference = reference_stage(settings, run, dist_info, console)
+    barrier()
+    dro = dro_stage(settings, run, reference, dist_info)
+    if dist_info.is_main:
+        output_stage(settings, run, reference, dro, console)
     barrier()
     return WeightsResult(
-        out, names, weights, sizes, int(reference_info["step"]), str(reference_info["reason"]), dro_steps
+        settings.out,
+        run.names,
+        dro.result.weights,
+        run.sizes,
+        int(reference.info["step"]),
+        str(reference.info["reason"]),
+        dro.steps,
+        reference.unlearnable,
     )
 
 

@@ -9,8 +9,9 @@ computed once for every training window and looked up (`cache_reference=True`).
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from remix.common.atomic import write_atomic
 from remix.common.errors import RemixError
-from remix.core.dataset import Batch, EncodedWindows
+from remix.core.dataset import Batch, BatchStream, EncodedWindows
 from remix.core.distributed import DistInfo, all_reduce_sum, is_distributed
 from remix.core.dro import DomainSums, GroupDRO
 from remix.core.early_stop import SelectionResult, select_checkpoint
@@ -51,6 +53,46 @@ class ReferenceConfig:
     tolerance: float = 0.02
     patience: int = 2
     stop_when_overfit: bool = True
+    # a domain whose val NLL never falls more than min_gain x its marginal NLL below it is unlearnable and
+    # does not stop the reference (early_stop.py); None: no domain is called unlearnable (the release)
+    min_gain: float | None = 0.02
+
+
+def save_state(path: Path, state: Mapping[str, Any]) -> None:
+    """torch.save `state` crash-safely (a SIGKILL mid-write leaves the previous checkpoint intact)."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def load_state(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """A checkpoint written by `save_state`, or None if there is none."""
+    if not path.exists():
+        return None
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch RNG streams training draws from (dropout), so a resumed run draws the same numbers."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def resume_stream(batches: Iterable[Batch], start: int) -> Iterator[Batch]:
+    """The batch stream from batch `start` on; only a `BatchStream` can skip ahead without replaying."""
+    if start == 0:
+        return iter(batches)
+    if not isinstance(batches, BatchStream):
+        raise RemixError("resuming needs a BatchStream (a plain iterable cannot skip to the checkpoint)")
+    return batches.iterate(start)
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -140,8 +182,15 @@ def train_reference(
     dist_info: DistInfo,
     seed: int = 0,
     on_eval: Callable[[int, dict[str, float], dict[str, float]], None] | None = None,
+    baselines: Mapping[str, float] | None = None,
+    state_path: Path | None = None,
 ) -> ReferenceResult:
-    """Train on the size mixture, evaluate per domain every `eval_every` steps, pick the checkpoint."""
+    """Train on the size mixture, evaluate per domain every `eval_every` steps, pick the checkpoint.
+
+    `baselines`: per-domain starting values for the unlearnable rule (`config.min_gain`). With
+    `state_path`, the full training state is saved there at every evaluation and, if it exists when
+    called, training resumes from it (same batches, same dropout draws: the same result).
+    """
     from remix.core.dataset import eval_indices
 
     stage = config.stage
@@ -159,12 +208,24 @@ def train_reference(
     val_curves: dict[str, list[float]] = {n: [] for n in names}
     loss_log: list[dict[str, float]] = []
     selection: SelectionResult | None = None
-    running, count = 0.0, 0
-    stream = iter(batches)
-    bar = tqdm(total=stage.steps, desc="reference", disable=not dist_info.is_main, dynamic_ncols=True)
-    step = 0
+    running, count, start = 0.0, 0, 0
+    state = load_state(state_path, dist_info.device) if state_path is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        eval_steps, train_curves, val_curves = state["eval_steps"], state["train_nll"], state["val_nll"]
+        loss_log, running, count, start = state["loss_log"], state["running"], state["count"], state["step"]
+        set_rng_state(state["rng"])
+    stream = resume_stream(batches, start)
+    bar = tqdm(
+        total=stage.steps, initial=start, desc="reference", disable=not dist_info.is_main, dynamic_ncols=True
+    )
+    step = start
     model.train()
-    for step in range(1, stage.steps + 1):
+    min_gain = config.min_gain if config.min_gain is not None else 0.0
+    usable_baselines = None if config.min_gain is None else baselines
+    for step in range(start + 1, stage.steps + 1):
         batch = to_device(next(stream), dist_info.device)
         loss = sequence_nll(wrapped(batch), batch).mean()
         optimizer_step(optimizer, scheduler, model, loss, stage.optim.grad_clip)
@@ -185,17 +246,45 @@ def train_reference(
                 torch.save(model.state_dict(), checkpoint_dir / f"step_{step:08d}.pt")
             if on_eval is not None:
                 on_eval(step, dict(zip(names, tr.tolist())), dict(zip(names, va.tolist())))
+            if state_path is not None and dist_info.is_main:
+                save_state(
+                    state_path,
+                    {
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "eval_steps": eval_steps,
+                        "train_nll": train_curves,
+                        "val_nll": val_curves,
+                        "loss_log": loss_log,
+                        "running": running,
+                        "count": count,
+                        "rng": rng_state(),
+                    },
+                )
             selection = select_checkpoint(
                 eval_steps,
                 {n: train_curves[n] for n in val_names},
                 {n: val_curves[n] for n in val_names},
                 config.tolerance,
                 config.patience,
+                usable_baselines,
+                min_gain,
             )
             if selection.final and config.stop_when_overfit:
                 break
     bar.close()
-    assert selection is not None
+    if selection is None:  # resumed from the state saved at the last step
+        selection = select_checkpoint(
+            eval_steps,
+            {n: train_curves[n] for n in val_names},
+            {n: val_curves[n] for n in val_names},
+            config.tolerance,
+            config.patience,
+            usable_baselines,
+            min_gain,
+        )
     return ReferenceResult(
         steps_run=step,
         eval_steps=eval_steps,
@@ -274,43 +363,96 @@ class DROTrainer:
         optimizer_step(self.optimizer, self.scheduler, self.proxy, loss, self.stage.optim.grad_clip)
         return loss.detach(), sums, scores
 
-    def run(self, batches: Iterable[Batch], steps: int | None = None) -> DROResult:
+    def run(
+        self,
+        batches: Iterable[Batch],
+        steps: int | None = None,
+        state_path: Path | None = None,
+        checkpoint_every: int = 0,
+    ) -> DROResult:
+        """`steps` DRO steps. With `state_path`, the whole state is saved there every `checkpoint_every`
+        steps and, if it exists when called, the run resumes from it with the same result."""
         steps = steps or self.stage.steps
-        stream = iter(batches)
-        log: list[dict[str, float]] = []
         k = self.dro.num_domains
-        excess_sum = torch.zeros(k, dtype=torch.float64)
-        excess_count = torch.zeros(k, dtype=torch.float64)
-        score_sum = torch.zeros(k, dtype=torch.float64)
-        loss_sum, interval = 0.0, 0
+        acc = {
+            "excess_sum": torch.zeros(k, dtype=torch.float64),
+            "excess_count": torch.zeros(k, dtype=torch.float64),
+        }
+        acc["score_sum"] = torch.zeros(k, dtype=torch.float64)
+        log: list[dict[str, float]] = []
+        loss_sum, interval, start = 0.0, 0, 0
+        state = load_state(state_path, self.dist.device) if state_path is not None else None
+        if state is not None:
+            self.proxy.load_state_dict(state["proxy"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.dro.load_state_dict(state["dro"])
+            acc, log, loss_sum, interval, start = (
+                state["acc"],
+                state["log"],
+                state["loss_sum"],
+                state["interval"],
+                state["step"],
+            )
+            set_rng_state(state["rng"])
+        stream = resume_stream(batches, start)
         self.proxy.train()
-        bar = tqdm(total=steps, desc="group DRO", disable=not self.dist.is_main, dynamic_ncols=True)
-        for step in range(1, steps + 1):
+        bar = tqdm(
+            total=steps, initial=start, desc="group DRO", disable=not self.dist.is_main, dynamic_ncols=True
+        )
+        for step in range(start + 1, steps + 1):
             loss, sums, scores = self.step(next(stream))
-            excess_sum += sums.excess_sum.cpu()
-            excess_count += sums.count.cpu()
-            score_sum += scores.cpu()
+            acc["excess_sum"] += sums.excess_sum.cpu()
+            acc["excess_count"] += sums.count.cpu()
+            acc["score_sum"] += scores.cpu()
             loss_sum, interval = loss_sum + loss.item() / self.world_size, interval + 1
             bar.update(1)
             if step % self.stage.log_every == 0 or step == steps:
-                row: dict[str, float] = {"step": step, "loss": loss_sum / interval}
-                for d, n in enumerate(self.names):
-                    row[f"alpha/{n}"] = float(self.dro.alpha[d])
-                    row[f"average/{n}"] = float(self.dro.average[d])
-                    row[f"excess/{n}"] = (
-                        float(excess_sum[d] / excess_count[d]) if excess_count[d] > 0 else math.nan
-                    )
-                    row[f"score/{n}"] = float(score_sum[d] / interval)
-                log.append(row)
+                log.append(self._log_row(step, loss_sum / interval, acc, interval))
                 top = max(range(k), key=lambda d: float(self.dro.average[d]))
                 bar.set_postfix(
-                    loss=f"{row['loss']:.3f}", top=f"{self.names[top]}={float(self.dro.average[top]):.2f}"
+                    loss=f"{log[-1]['loss']:.3f}", top=f"{self.names[top]}={float(self.dro.average[top]):.2f}"
                 )
-                excess_sum.zero_(), excess_count.zero_(), score_sum.zero_()
+                for value in acc.values():
+                    value.zero_()
                 loss_sum, interval = 0.0, 0
+            if (
+                state_path is not None
+                and checkpoint_every > 0
+                and step % checkpoint_every == 0
+                and step < steps
+            ):
+                if self.dist.is_main:
+                    save_state(
+                        state_path,
+                        {
+                            "step": step,
+                            "proxy": self.proxy.state_dict(),
+                            "optimizer": self.optimizer.state_dict(),
+                            "scheduler": self.scheduler.state_dict(),
+                            "dro": self.dro.state_dict(),
+                            "acc": acc,
+                            "log": log,
+                            "loss_sum": loss_sum,
+                            "interval": interval,
+                            "rng": rng_state(),
+                        },
+                    )
         bar.close()
         return DROResult(
             weights={n: float(self.dro.average[d]) for d, n in enumerate(self.names)},
             final_alpha={n: float(self.dro.alpha[d]) for d, n in enumerate(self.names)},
             log=log,
         )
+
+    def _log_row(
+        self, step: int, loss: float, acc: Mapping[str, torch.Tensor], interval: int
+    ) -> dict[str, float]:
+        row: dict[str, float] = {"step": step, "loss": loss}
+        for d, n in enumerate(self.names):
+            row[f"alpha/{n}"] = float(self.dro.alpha[d])
+            row[f"average/{n}"] = float(self.dro.average[d])
+            count = acc["excess_count"][d]
+            row[f"excess/{n}"] = float(acc["excess_sum"][d] / count) if count > 0 else math.nan
+            row[f"score/{n}"] = float(acc["score_sum"][d] / interval)
+        return row

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from remix.common.errors import ConfigError
-from remix.core.early_stop import select_checkpoint
+from remix.core.early_stop import is_unlearnable, select_checkpoint
 
 STEPS = [100, 200, 300, 400, 500, 600]
 DOWN = [3.0, 2.5, 2.2, 2.0, 1.9, 1.85]
@@ -66,3 +69,46 @@ def test_bad_inputs() -> None:
         select_checkpoint(STEPS, {"a": DOWN[:3]}, {"a": DOWN})
     with pytest.raises(ConfigError):
         select_checkpoint(STEPS, {"a": DOWN}, {"a": DOWN}, tolerance=-1)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _curves(name: str) -> dict:
+    return json.loads((FIXTURES / f"reference_curves_{name}.json").read_text())
+
+
+def test_unlearnable_domain_does_not_stop_the_reference_on_a_real_run() -> None:
+    # Curves recorded from `remix-weights data.builtin.episodes_scale=1`: the pure-noise domain memorises
+    # from its first evaluation and never gets below its action marginal's NLL.
+    c = _curves("builtin_1x")
+    old = select_checkpoint(c["steps"], c["train_nll"], c["val_nll"], tolerance=0.01)
+    assert old.step == 100 and "random" in old.reason and "from the start" in old.reason
+    new = select_checkpoint(c["steps"], c["train_nll"], c["val_nll"], 0.01, 2, c["marginal_nll"], 0.02)
+    assert set(new.unlearnable) == {"random", "noisy"}
+    assert new.step > old.step and new.final
+    assert "random" in new.reason and "unlearnable" in new.reason
+    assert new.onsets["random"] is not None  # still reported, only ignored for the choice
+
+
+def test_learnable_domains_are_not_called_unlearnable_on_a_real_run() -> None:
+    c = _curves("builtin_1x")
+    new = select_checkpoint(c["steps"], c["train_nll"], c["val_nll"], 0.01, 2, c["marginal_nll"], 0.02)
+    for name in ("clean", "centimetres"):
+        assert name not in new.unlearnable
+        assert min(c["val_nll"][name]) < 0.9 * c["marginal_nll"][name]
+
+
+def test_unlearnable_rule_on_hand_made_curves() -> None:
+    assert is_unlearnable([3.1, 3.0, 2.99], baseline=3.0, min_gain=0.02)
+    assert not is_unlearnable([3.1, 2.9, 2.8], baseline=3.0, min_gain=0.02)
+    # the only domain is unlearnable: nothing stops the reference, the last checkpoint is taken
+    train = {"noise": [3.0, 2.8, 2.6, 2.4, 2.2, 2.0]}
+    val = {"noise": [3.1, 3.1, 3.2, 3.3, 3.4, 3.5]}
+    r = select_checkpoint(STEPS, train, val, baselines={"noise": 3.0})
+    assert (r.step, r.final, r.unlearnable) == (600, False, ("noise",))
+    assert "no learnable domain overfit" in r.reason
+    # a domain without a baseline is judged by the overfitting rule alone
+    assert select_checkpoint(STEPS, train, val, baselines={}).step == 100
+    with pytest.raises(ConfigError):
+        select_checkpoint(STEPS, train, val, baselines={"noise": 3.0}, min_gain=1.0)
