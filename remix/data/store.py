@@ -8,23 +8,41 @@ Layout (after diffusion_policy's replay buffer):
     data/<other>             any per-step array
     meta/episode_ends        int64   (N,)           cumulative exclusive end of each episode
     meta/<field>             (N,)                   per-episode values (task, domain, scene, success, ...)
-    attributes               format, version, fps, robot, action_names, gripper_dims, cameras, state_names
+    attributes               format, version, fps, robot, action_names, gripper_dims, cameras, state_names,
+                             write_empty_chunks (stores written since every chunk file is kept)
+    .remix-writer.lock       who appends right now (pid, host); an flock the kernel drops when it dies
 
-Crash safety: `add_episode` writes the step arrays first, the per-episode fields next and
-`meta/episode_ends` last, so an episode exists only once it is complete (zarr writes every chunk and
-metadata file atomically). Anything past the last committed end is ignored when reading and cut off
-when the store is opened for appending.
+Crash safety: a new store is built in a hidden folder and renamed into place, so it appears whole or
+not at all. `add_episode` writes the step arrays first, the per-episode fields next and
+`meta/episode_ends` last; zarr writes every chunk and metadata file atomically (temp file + rename).
+Growing `meta/episode_ends` takes two writes (the shape, then the value), so a kill between them leaves
+a last entry holding the fill value 0: that entry, and anything past the last committed end, is the
+uncommitted tail. Opening ignores it before validating and appending cuts it off.
+
+One writer at a time: `create` and `open(mode="a")` take an exclusive lock that lives until `close()`
+(or the writer's death); a second writer gets a one-line error naming the holder. Readers never lock.
+
+Integrity: new arrays carry a crc32c checksum per chunk and every chunk file is written (zarr skips
+all-zero chunks by default, which would make a deleted chunk indistinguishable from a black frame).
+`problems(deep=True)` reads every chunk: missing files, checksum and decompression failures.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
-from collections.abc import Mapping, Sequence
+import socket
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from remix.common.errors import StoreError
 
@@ -33,7 +51,11 @@ FORMAT_VERSION = 1
 DEFAULT_ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 LOWDIM_CHUNK = 1024
 FLOAT_KEYS = ("action", "state")
+LOCK_NAME = ".remix-writer.lock"
+MAX_ROWS = 10**10  # ~30 years of 10 Hz data: any larger row count in a zarr.json is corruption
 _VALUE_CHECK_BLOCK = 1 << 16
+_DEEP_READ_BYTES = 64 << 20
+_COMPRESSORS = (ZstdCodec(level=0), Crc32cCodec())
 
 
 def _field_default(dtype: np.dtype) -> Any:
@@ -60,14 +82,78 @@ def _field_dtype(value: Any) -> Any:
     )
 
 
-class EpisodeStore:
-    """Episodes of a robot dataset, read lazily chunk by chunk and appended crash-safely."""
+# --------------------------------------------------------------------------------------------- lock
+class WriterLock:
+    """Exclusive writer lock on `<store>/.remix-writer.lock` (flock: released by the kernel when the
+    holder exits or is killed, so a dead writer's lock is simply taken over; the file names the holder)."""
 
-    def __init__(self, path: Path, group: zarr.Group, writable: bool) -> None:
+    def __init__(self, store_path: Path, handle: Any) -> None:
+        self.store_path = store_path
+        self._handle = handle
+
+    @classmethod
+    def acquire(cls, store_path: Path) -> WriterLock:
+        lock_path = store_path / LOCK_NAME
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held until release()
+        except OSError as error:
+            raise StoreError(f"cannot write to {store_path} ({error.strerror}); check its permissions or copy the store") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreError(
+                f"{store_path} is being written by {holder}; wait for that writer to finish or write to another store"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        return cls(store_path, handle)
+
+    def release(self) -> None:
+        if self._handle is not None and not self._handle.closed:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+        self._handle = None
+
+
+class StoreArray:
+    """A zarr array of a store whose reads fail with a one-line StoreError instead of a codec traceback."""
+
+    def __init__(self, array: zarr.Array, store_path: Path) -> None:
+        self._array = array
+        self._store_path = store_path
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        try:
+            return self._array[selection]
+        except (IndexError, TypeError):
+            raise
+        except Exception as error:
+            raise StoreError(
+                f"{self._store_path}: data/{self._array.path.split('data/', 1)[-1]} cannot be read "
+                f"({type(error).__name__}: {str(error)[:120]}); run remix-data validate {self._store_path}"
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._array, name)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+
+class EpisodeStore:
+    """Episodes of a robot dataset, read lazily chunk by chunk and appended crash-safely by one writer."""
+
+    def __init__(self, path: Path, group: zarr.Group, lock: WriterLock | None = None) -> None:
         self.path = path
         self._group = group
-        self._writable = writable
-        self._ends = np.asarray(group["meta/episode_ends"][:], dtype=np.int64)
+        self._lock = lock
+        self._writable = lock is not None
+        self._ends, self.uncommitted_episodes = _committed_ends(group, path)
 
     # ----------------------------------------------------------------------------- create / open
     @classmethod
@@ -83,17 +169,25 @@ class EpisodeStore:
         state_names: Sequence[str] | None = None,
         overwrite: bool = False,
     ) -> EpisodeStore:
-        """Create an empty store; refuses to replace an existing path unless `overwrite`."""
+        """Create an empty store, locked for writing; refuses to replace an existing path unless `overwrite`.
+
+        It is built in a hidden folder and renamed into place, so no kill leaves a half-made store."""
         path = Path(path)
-        if path.exists():
-            if not overwrite:
-                raise StoreError(f"{path} already exists; open it with mode='a' to append, or pass overwrite=True")
-            shutil.rmtree(path)
+        if path.exists() and not overwrite:
+            raise StoreError(f"{path} already exists; open it with mode='a' to append, or pass overwrite=True")
         action_names = tuple(action_names)
         bad = [d for d in gripper_dims if not 0 <= d < len(action_names)]
         if bad:
             raise StoreError(f"gripper dims {bad} are outside the {len(action_names)} action dims of {path}")
-        group = zarr.open_group(path, mode="w")
+        if not np.isfinite(float(fps)) or float(fps) <= 0:
+            raise StoreError(f"store fps must be a positive number, got {fps!r}")
+        tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            group = zarr.open_group(tmp, mode="w")
+        except OSError as error:
+            raise StoreError(f"cannot create a store at {path} ({error.strerror or error}); choose a writable folder") from None
+        lock = WriterLock.acquire(tmp)
         group.attrs.update(
             {
                 "format": FORMAT_NAME,
@@ -104,17 +198,49 @@ class EpisodeStore:
                 "gripper_dims": [int(d) for d in gripper_dims],
                 "cameras": {name: [int(h), int(w)] for name, (h, w) in (cameras or {}).items()},
                 "state_names": list(state_names) if state_names is not None else None,
+                "write_empty_chunks": True,
             }
         )
-        group.create_array("meta/episode_ends", shape=(0,), dtype="int64", chunks=(LOWDIM_CHUNK,))
-        return cls(path, group, writable=True)
+        group.create_array("meta/episode_ends", shape=(0,), dtype="int64", chunks=(LOWDIM_CHUNK,),
+                           compressors=_COMPRESSORS)
+        cls._move_into_place(tmp, path, lock)
+        return cls(path, zarr.open_group(path, mode="r+"), lock)
+
+    @staticmethod
+    def _move_into_place(tmp: Path, path: Path, lock: WriterLock) -> None:
+        old_lock = None
+        trash = path.parent / f".{path.name}.replaced-{uuid.uuid4().hex[:8]}"
+        try:
+            if path.exists():  # overwrite=True: only when nobody is writing the old store
+                old_lock = WriterLock.acquire(path) if path.is_dir() else None
+                os.rename(path, trash)
+            os.rename(tmp, path)
+        except OSError:
+            lock.release()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old_lock is not None:
+                old_lock.release()
+            holder = _lock_holder(path)
+            raise StoreError(f"{path} was created at the same moment by another writer ({holder}); "
+                             "wait for it to finish, then append with mode='a', or choose another path") from None
+        except StoreError:
+            lock.release()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        lock.store_path = path
+        if old_lock is not None:
+            old_lock.release()
+        if trash.exists():
+            shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r", check_values: bool = True) -> EpisodeStore:
-        """Open and validate a store. mode 'r' reads; 'a' appends and drops any half-written episode."""
+        """Open and validate a store. mode 'r' reads; 'a' locks it for appending and drops any half-written
+        episode. The uncommitted tail a killed writer left is ignored before validating."""
         store = cls._open_unchecked(path, mode)
         problems = store.problems(check_values)
         if problems:
+            store.close()
             more = f" (+{len(problems) - 1} more: run remix-data validate {path})" if len(problems) > 1 else ""
             raise StoreError(problems[0] + more)
         if mode == "a":
@@ -135,11 +261,58 @@ class EpisodeStore:
         attrs = dict(group.attrs)
         if attrs.get("format") != FORMAT_NAME:
             raise StoreError(f"{path} is not a Re-Mix episode store (format attribute {attrs.get('format')!r}); convert it first")
-        if attrs.get("version", 0) > FORMAT_VERSION:
-            raise StoreError(f"{path} has store format version {attrs['version']}; upgrade remix to read it")
-        if "meta/episode_ends" not in group:
-            raise StoreError(f"{path} has no meta/episode_ends; the store is corrupt, re-create or re-convert it")
-        return cls(path, group, writable=mode == "a")
+        version = attrs.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StoreError(f"{path} has a corrupt version attribute {version!r} (an integer is expected); re-create the store")
+        if version > FORMAT_VERSION:
+            raise StoreError(f"{path} has store format version {version}; upgrade remix to read it")
+        try:
+            if "meta/episode_ends" not in group:
+                raise StoreError(f"{path} has no meta/episode_ends; the store is corrupt, re-create or re-convert it")
+            lock = WriterLock.acquire(path) if mode == "a" else None
+        except StoreError:
+            raise
+        except Exception as error:
+            raise StoreError(f"{path} has unreadable metadata ({type(error).__name__}); the store is corrupt") from None
+        try:
+            store = cls(path, group, lock)
+            store._check_metadata()
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return store
+
+    def _check_metadata(self) -> None:
+        """Every array's zarr.json parses and claims a sane size (reading a 10^15-row claim would hang)."""
+        try:
+            arrays = [(f"data/{key}", self._group[f"data/{key}"]) for key in self.keys]
+            arrays += [(f"meta/{name}", self._group[f"meta/{name}"]) for name in self.fields]
+        except Exception as error:
+            raise StoreError(f"{self.path} has unreadable array metadata ({type(error).__name__}: "
+                             f"{str(error)[:100]}); the store is corrupt") from None
+        for name, array in arrays:
+            if array.ndim == 0 or array.shape[0] > MAX_ROWS:
+                raise StoreError(f"{self.path}: {name} claims shape {array.shape}; its zarr.json is corrupt")
+
+    # ----------------------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release the writer lock (a read-only store has none); the store stays readable."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._writable = False
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -210,10 +383,10 @@ class EpisodeStore:
         start = int(self._ends[index - 1]) if index > 0 else 0
         return start, int(self._ends[index])
 
-    def array(self, key: str) -> zarr.Array:
+    def array(self, key: str) -> StoreArray:
         """The lazily read array data/<key> (it may hold uncommitted steps past `num_steps`)."""
         try:
-            return self._group[f"data/{key}"]
+            return StoreArray(self._group[f"data/{key}"], self.path)
         except KeyError:
             raise StoreError(f"{self.path} has no data key {key!r}; it has {list(self.keys)}") from None
 
@@ -225,7 +398,7 @@ class EpisodeStore:
         """Per-episode values of a meta field, one per committed episode (strings as str objects)."""
         if name not in self.fields:
             raise StoreError(f"{self.path} has no per-episode field {name!r}; it has {list(self.fields)}")
-        values = self._group[f"meta/{name}"][: self.num_episodes]
+        values = StoreArray(self._group[f"meta/{name}"], self.path)[: self.num_episodes]
         return values.astype(object) if values.dtype.kind in "TUO" else values
 
     def episode_of_step(self, steps: np.ndarray) -> np.ndarray:
@@ -240,7 +413,7 @@ class EpisodeStore:
         length = len(prepared["action"])
         start = self.num_steps
         for key, value in prepared.items():
-            target = self._data_array(key, value)
+            target = self._writer(self._data_array(key, value))
             target.resize((start + length, *value.shape[1:]))
             target[start : start + length] = value
         for name, value in fields.items():
@@ -248,11 +421,15 @@ class EpisodeStore:
         for name in self.fields:
             if name not in fields:
                 self._write_field(name, None)
-        ends = self._group["meta/episode_ends"]
-        ends.resize((self.num_episodes + 1,))
-        ends[self.num_episodes] = start + length
+        ends = self._writer(self._group["meta/episode_ends"])
+        ends.resize((self.num_episodes + 1,))  # a kill here leaves a trailing 0: uncommitted, ignored on open
+        ends[self.num_episodes] = start + length  # the commit
         self._ends = np.append(self._ends, start + length)
         return self.num_episodes - 1
+
+    def _writer(self, array: zarr.Array) -> zarr.Array:
+        """The array set to write every chunk, so that a missing chunk file always means damage."""
+        return array.with_config({"write_empty_chunks": True}) if self.attrs.get("write_empty_chunks") else array
 
     def _check_episode(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if "action" not in arrays:
@@ -291,7 +468,10 @@ class EpisodeStore:
         if len(set(lengths.values())) != 1 or lengths["action"] == 0:
             raise StoreError(f"episode arrays must share one non-zero length, got {lengths}")
         existing = set(self.keys)
-        if existing and existing != set(prepared):
+        if existing and not self.num_episodes:  # arrays a writer killed in the first episode left: none committed
+            for key in existing - set(prepared):
+                del self._group[f"data/{key}"]
+        elif existing and existing != set(prepared):
             raise StoreError(f"episode keys {sorted(prepared)} differ from the store's {sorted(existing)}")
         return prepared
 
@@ -303,7 +483,8 @@ class EpisodeStore:
             chunks = (1, *value.shape[1:])
         else:
             chunks = (LOWDIM_CHUNK, *value.shape[1:])
-        return self._group.create_array(name, shape=(0, *value.shape[1:]), dtype=value.dtype, chunks=chunks)
+        return self._group.create_array(name, shape=(0, *value.shape[1:]), dtype=value.dtype, chunks=chunks,
+                                        compressors=_COMPRESSORS)
 
     def _write_field(self, name: str, value: Any) -> None:
         path = f"meta/{name}"
@@ -311,45 +492,60 @@ class EpisodeStore:
         if path not in self._group:
             if value is None:
                 return
-            dtype = _field_dtype(value)
-            array = self._group.create_array(path, shape=(index,), dtype=dtype, chunks=(LOWDIM_CHUNK,))
-            if index:
-                array[:] = np.full(index, _field_default(array.dtype), dtype=array.dtype if dtype is not str else object)
-        array = self._group[path]
+            self._create_field(name, _field_dtype(value), index)
+        array = self._writer(self._group[path])
         if value is None:
             value = _field_default(array.dtype)
         array.resize((index + 1,))
         array[index] = value
 
+    def _create_field(self, name: str, dtype: Any, rows: int) -> None:
+        """A new per-episode field holding the default for the `rows` earlier episodes; built aside and renamed
+        into meta/ so that a kill never leaves it with missing chunks."""
+        staging = self.path / f".staging-{name}"
+        shutil.rmtree(staging, ignore_errors=True)
+        array = zarr.create_array(staging, shape=(rows,), dtype=dtype, chunks=(LOWDIM_CHUNK,), compressors=_COMPRESSORS,
+                                  config={"write_empty_chunks": True})
+        if rows:
+            default = _field_default(array.dtype)
+            array[:] = np.full(rows, default, dtype=array.dtype if dtype is not str else object)
+        os.rename(staging, self.path / "meta" / name)
+
     def _drop_uncommitted(self) -> None:
-        """Cut off what a crashed writer appended after the last committed episode."""
+        """Cut off what a crashed writer appended after the last committed episode (episode_ends first)."""
+        ends = self._group["meta/episode_ends"]
+        if ends.shape[0] > self.num_episodes:
+            ends.resize((self.num_episodes,))
         for key in self.keys:
-            array = self.array(key)
+            array = self._group[f"data/{key}"]
             if array.shape[0] > self.num_steps:
                 array.resize((self.num_steps, *array.shape[1:]))
         for name in self.fields:
             array = self._group[f"meta/{name}"]
             if array.shape[0] > self.num_episodes:
                 array.resize((self.num_episodes,))
+        self.uncommitted_episodes = 0
 
     # ----------------------------------------------------------------------------- validation
-    def problems(self, check_values: bool = True) -> list[str]:
-        """Every inconsistency found, one line each (empty for a healthy store)."""
-        found: list[str] = []
+    def problems(self, check_values: bool = True, deep: bool = False) -> list[str]:
+        """Every inconsistency found, one line each (empty for a healthy store).
+
+        `check_values` reads every low-dim chunk (NaN/inf, unreadable or missing chunks); `deep` also
+        reads every image chunk and every per-episode field, so any damage on disk is found."""
         ends = self._ends
         if len(ends) and (ends[0] <= 0 or np.any(np.diff(ends) <= 0)):
             bad = 0 if ends[0] <= 0 else int(np.argmax(np.diff(ends) <= 0)) + 1
-            found.append(
+            return [
                 f"{self.path}: meta/episode_ends is not strictly increasing at episode {bad} "
                 f"(ends {ends[max(bad - 1, 0): bad + 1].tolist()}); the store is corrupt, re-convert it"
-            )
-            return found
+            ]
+        found = self._attribute_problems()
         keys = self.keys
         if self.num_episodes and "action" not in keys:
             found.append(f"{self.path} has episodes but no data/action; the store is corrupt, re-convert it")
         short = False
         for key in keys:
-            array = self.array(key)
+            array = self._group[f"data/{key}"]
             if array.shape[0] < self.num_steps:
                 short = True
                 episode = int(self.episode_of_step(np.array([array.shape[0]]))[0])
@@ -369,12 +565,109 @@ class EpisodeStore:
                     f"{self.path}: meta/{name} has {length} entries for {self.num_episodes} episodes; "
                     "re-convert the store or fill the field"
                 )
-        if check_values and not short:
+        if found or short:
+            return found
+        if check_values or deep:
+            found += self._chunk_problems(deep)
+        if check_values and not found:
             for key in (k for k in FLOAT_KEYS if k in keys):
                 problem = self._first_non_finite(key)
                 if problem:
                     found.append(problem)
         return found
+
+    def _attribute_problems(self) -> list[str]:
+        """Attributes that contradict each other or the arrays (each would mislead training or the robot)."""
+        attrs, path, found = self.attrs, self.path, []
+        fps = attrs.get("fps")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
+            found.append(f"{path}: attribute fps is {fps!r}; set it to the recording rate in Hz (a positive number)")
+        names = attrs.get("action_names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            return found + [f"{path}: attribute action_names is {names!r}; it must list the action dims' names"]
+        grippers = attrs.get("gripper_dims")
+        if not isinstance(grippers, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < len(names) for d in grippers
+        ):
+            found.append(f"{path}: attribute gripper_dims {grippers!r} must be action dims in 0..{len(names) - 1}")
+        keys = self.keys
+        if "action" in keys:
+            shape = self._group["data/action"].shape
+            if len(shape) != 2 or shape[1] != len(names):
+                found.append(f"{path}: data/action has shape {shape} but the store names {len(names)} action dims "
+                             "(steps x dims expected); re-convert the store")
+        state_names = attrs.get("state_names")
+        if "state" in keys:
+            shape = self._group["data/state"].shape
+            if len(shape) != 2 or (isinstance(state_names, list) and shape[1] != len(state_names)):
+                found.append(f"{path}: data/state has shape {shape} but state_names has "
+                             f"{len(state_names) if isinstance(state_names, list) else '?'} entries; re-convert the store")
+        return found + self._camera_problems(attrs.get("cameras"), keys)
+
+    def _camera_problems(self, cameras: Any, keys: Sequence[str]) -> list[str]:
+        path = self.path
+        if not isinstance(cameras, dict) or not all(
+            isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 for v in hw) for hw in cameras.values()
+        ):
+            return [f"{path}: attribute cameras {cameras!r} must map each camera to [height, width]"]
+        found = []
+        for key in (k for k in keys if k.startswith("images/")):
+            camera, shape = key.split("/", 1)[1], self._group[f"data/{key}"].shape
+            if camera not in cameras:
+                found.append(f"{path}: data/{key} is not declared in the cameras attribute {sorted(cameras)}")
+            elif tuple(shape[1:]) != (*cameras[camera], 3):
+                found.append(f"{path}: data/{key} holds frames of {tuple(shape[1:])} but the cameras attribute says "
+                             f"{cameras[camera]}; fix the attribute or re-convert the store")
+        return found
+
+    def _chunk_problems(self, deep: bool) -> list[str]:
+        """Missing chunk files and chunks that fail to decompress or checksum, over the committed rows."""
+        found: list[str] = []
+        complete = bool(self.attrs.get("write_empty_chunks"))
+        arrays = [(f"data/{k}", self.num_steps) for k in self.keys if deep or not k.startswith("images/")]
+        if deep or complete:
+            arrays += [(f"meta/{n}", self.num_episodes) for n in self.fields]
+        arrays.append(("meta/episode_ends", self.num_episodes))
+        for name, rows in arrays:
+            array = self._group[name]
+            # stores written before every chunk was kept legitimately omit all-zero images and fields
+            if complete or (name.startswith("data/") and not name.startswith("data/images/")) or name.endswith("ends"):
+                missing = self._missing_chunk(array, rows)
+                if missing is not None:
+                    found.append(f"{self.path}: {name} chunk {missing} is missing (rows from {missing * array.chunks[0]}); "
+                                 "the store is damaged: restore it from a copy or drop the affected episodes")
+                    continue
+            if deep or not name.startswith("data/images/"):
+                problem = self._unreadable_chunk(array, name, rows)
+                if problem:
+                    found.append(problem)
+        return found
+
+    def _missing_chunk(self, array: zarr.Array, rows: int) -> int | None:
+        """The first chunk along dim 0 that should hold committed rows but has no file."""
+        if rows == 0:
+            return None
+        for coords in _chunk_coords(array, rows):
+            if not (self.path / array.path / array.metadata.encode_chunk_key(coords)).exists():
+                return coords[0]
+        return None
+
+    def _unreadable_chunk(self, array: zarr.Array, name: str, rows: int) -> str | None:
+        chunk = array.chunks[0]
+        row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
+        block = max(chunk, (_DEEP_READ_BYTES // row_bytes) // chunk * chunk)
+        for start in range(0, rows, block):
+            try:
+                array[start : min(start + block, rows)]
+            except Exception:
+                for first in range(start, min(start + block, rows), chunk):
+                    try:
+                        array[first : min(first + chunk, rows)]
+                    except Exception as error:
+                        return (f"{self.path}: {name} chunk {first // chunk} (rows from {first}) cannot be read "
+                                f"({type(error).__name__}: {str(error)[:80]}); the store is damaged: restore it from "
+                                "a copy or drop the affected episodes")
+        return None
 
     def _first_non_finite(self, key: str) -> str | None:
         array = self.array(key)
@@ -393,7 +686,10 @@ class EpisodeStore:
 
     @staticmethod
     def _collect_arrays(group: zarr.Group, prefix: str, found: list[str]) -> None:
-        for name, member in group.members():
+        with warnings.catch_warnings():  # a folder a killed writer left without its zarr.json is no member
+            warnings.filterwarnings("ignore", "Object at .* is not recognized", category=UserWarning)
+            members = list(group.members())
+        for name, member in members:
             key = f"{prefix}{name}"
             if isinstance(member, zarr.Array):
                 found.append(key)
@@ -404,9 +700,44 @@ class EpisodeStore:
         return f"EpisodeStore({str(self.path)!r}, episodes={self.num_episodes}, steps={self.num_steps})"
 
 
-def validate_store(path: str | Path) -> list[str]:
-    """All problems of the store at `path`, one line each; empty when it is healthy. Never modifies it."""
+def _lock_holder(path: Path) -> str:
     try:
-        return EpisodeStore._open_unchecked(path, "r").problems(check_values=True)
+        return (path / LOCK_NAME).read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _chunk_coords(array: zarr.Array, rows: int) -> Iterator[tuple[int, ...]]:
+    grid = [int(np.ceil(rows / array.chunks[0]))] + [int(n) for n in array.cdata_shape[1:]]
+    yield from np.ndindex(*grid)
+
+
+def _committed_ends(group: zarr.Group, path: Path) -> tuple[np.ndarray, int]:
+    """The committed episode ends and how many uncommitted entries follow them (0 or 1).
+
+    Only the last entry can be uncommitted: a writer killed between growing the array and writing
+    the value leaves the fill value 0 there (or a value not above the previous end)."""
+    raw = group["meta/episode_ends"]
+    if raw.ndim != 1 or raw.dtype.kind not in "iu":
+        raise StoreError(f"{path}: meta/episode_ends has dtype {raw.dtype} and shape {raw.shape}; episode ends must be "
+                         "a 1-d integer array, the store is corrupt")
+    if raw.shape[0] > MAX_ROWS:
+        raise StoreError(f"{path}: meta/episode_ends claims {raw.shape[0]} episodes; its zarr.json is corrupt")
+    try:
+        ends = np.asarray(raw[:], dtype=np.int64)
+    except Exception as error:
+        raise StoreError(f"{path}: meta/episode_ends cannot be read ({type(error).__name__}); the store is damaged, "
+                         "restore it from a copy") from None
+    if len(ends) and ends[-1] <= (ends[-2] if len(ends) > 1 else 0):
+        return ends[:-1], 1
+    return ends, 0
+
+
+def validate_store(path: str | Path, deep: bool = True) -> list[str]:
+    """All problems of the store at `path`, one line each; empty when it is healthy. Never modifies it.
+
+    `deep` reads every chunk of every array (slow on big image stores, but finds any damage)."""
+    try:
+        return EpisodeStore._open_unchecked(path, "r").problems(check_values=True, deep=deep)
     except StoreError as error:
         return [str(error)]

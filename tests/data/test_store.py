@@ -102,7 +102,8 @@ def test_missing_episode_ends(store):
 
 
 def test_non_monotonic_ends(store):
-    zarr.open_group(store.path, mode="r+")["meta/episode_ends"][:] = np.array([5, 4])
+    store.add_episode(_episode(2, 2), task="push")
+    zarr.open_group(store.path, mode="r+")["meta/episode_ends"][:] = np.array([5, 4, 10])
     with pytest.raises(StoreError, match=r"not strictly increasing at episode 1 \(ends \[5, 4\]\)"):
         EpisodeStore.open(store.path)
 
@@ -145,6 +146,7 @@ def test_uncommitted_steps_are_invisible_then_dropped_on_append(store):
     group["meta/task"].resize((3,))
     reader = EpisodeStore.open(store.path)
     assert reader.num_steps == 8 and reader.field("task").tolist() == ["pick", "place"]
+    store.close()  # the writer that "died"
     appender = EpisodeStore.open(store.path, mode="a")
     assert appender.array("action").shape[0] == 8
     appender.add_episode(_episode(2, 9), task="again")
