@@ -41,7 +41,7 @@ class ControlMode(str, Enum):
 class Observation:
     images: dict[str, np.ndarray]  # uint8 HxWx3 per camera
     state: np.ndarray  # float32 (7,): x, y, z, roll, pitch, yaw, gripper (1 = open)
-    timestamps: dict[str, float]  # capture time per camera and "state" (time.time())
+    timestamps: dict[str, float] = field(default_factory=dict)  # capture time per camera and "state" (time.time()); optional: policies ignore it
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ class SimRobot(ArmRobot):
 
     def __init__(self, profile: str = "widowx", task: str = "put_red_in_green", name: str | None = None,
                  cameras: Mapping[str, Sequence[int]] | None = None, control_mode: str | None = None,
-                 control_hz: float | None = None, watchdog_periods: float = 2.0, seed: int = 0) -> None:
+                 control_hz: float | None = None, watchdog_periods: float = 2.0, seed: int = 0,
+                 max_translation: float | None = None) -> None:
         if profile not in PROFILES:
             raise ConfigError(f"unknown sim profile {profile!r}; use one of {sorted(PROFILES)}")
         self.profile_name = profile
@@ -104,7 +105,8 @@ class SimRobot(ArmRobot):
         unknown = sorted(set(camera_shapes) - set(p.cameras))
         if unknown:
             raise ConfigError(f"sim profile {profile!r} has no camera {unknown}; use some of {sorted(p.cameras)}")
-        limits = SafetyLimits(p.workspace_low, p.workspace_high, p.max_translation, p.max_rotation, watchdog_periods)
+        step = p.max_translation if max_translation is None else float(max_translation)
+        limits = SafetyLimits(p.workspace_low, p.workspace_high, step, p.max_rotation, watchdog_periods)
         render_cameras = {cam: RenderCamera(cam, self._renderer_fn(cam), h, w) for cam, (h, w) in camera_shapes.items()}
         super().__init__(name or f"sim-{profile}", control_mode or p.control_mode, control_hz or p.control_hz, limits,
                          Pose.from_state(p.home), render_cameras)

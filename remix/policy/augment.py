@@ -7,9 +7,12 @@ image, so the goal is always cropped and coloured exactly like the observations 
 Doing this per sample on the CPU with torchvision's colour ops cost ~40 ms per 224x224 sample (hue
 alone ~23 ms), far more than reading the window; batched here it is a few tensor ops.
 
-Ops: random resized crop (bilinear via torchvision's `roi_align`, back to the model's input size),
-brightness (scale), contrast (blend with the image's mean grey, as torchvision does) and hue (a
-rotation of the chroma plane in YIQ space, the linear approximation of an HSV hue shift).
+Ops: random resized crop and random shift (one bilinear resampling of a crop box, which a shift
+moves partly outside the image, edge pixels repeated, as DrQ's pad-and-crop does), brightness
+(scale), contrast (blend with the image's mean grey, as torchvision does) and hue (a rotation of the
+chroma plane in YIQ space, the linear approximation of an HSV hue shift). A shift leaves the scale of
+the scene alone, so the apparent size and position of the gripper and objects stay informative; at
+inference no crop is applied (the unshifted frame is the centre of the shifted ones).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torchvision.ops import roi_align
+import torch.nn.functional as F
 
 NUM_PARAMS = 7  # x0, y0, x1, y1 (fractions of the image), brightness, contrast, hue (fraction of a turn)
 
@@ -34,6 +37,7 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     hue: float = 0.05
+    shift: float = 0.0  # random translation, up to this fraction of the image size each way (DrQ: 4/84)
 
 
 def identity_params() -> torch.Tensor:
@@ -55,6 +59,9 @@ def draw_params(config: AugmentConfig, aspect: float, generator: torch.Generator
     width = min(1.0, math.sqrt(area * ratio / aspect))
     height = min(1.0, math.sqrt(area / ratio * aspect))
     x0, y0 = u[2] * (1.0 - width), u[3] * (1.0 - height)
+    if config.shift > 0:
+        dx, dy = (config.shift * (2 * torch.rand(2, generator=generator) - 1)).tolist()
+        x0, y0 = x0 + dx, y0 + dy
     brightness = 1.0 + config.brightness * (2 * u[4] - 1)
     contrast = 1.0 + config.contrast * (2 * u[5] - 1)
     hue = config.hue * (2 * float(torch.rand(1, generator=generator)) - 1)
@@ -70,9 +77,11 @@ def apply_augmentation(images: torch.Tensor, goal: torch.Tensor, params: torch.T
     flat = stacked.reshape(batch * per_sample, 3, height, width)
     p = params.to(flat.device, torch.float32).repeat_interleave(per_sample, dim=0)
 
-    scale = torch.tensor([width, height, width, height], device=flat.device, dtype=flat.dtype)
-    boxes = torch.cat([torch.arange(len(flat), device=flat.device, dtype=flat.dtype)[:, None], p[:, :4] * scale], dim=1)
-    out = roi_align(flat, boxes, output_size=(height, width), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    theta = torch.zeros(len(flat), 2, 3, device=flat.device, dtype=flat.dtype)  # box -> affine in [-1, 1] units
+    theta[:, 0, 0], theta[:, 0, 2] = p[:, 2] - p[:, 0], p[:, 0] + p[:, 2] - 1
+    theta[:, 1, 1], theta[:, 1, 2] = p[:, 3] - p[:, 1], p[:, 1] + p[:, 3] - 1
+    grid = F.affine_grid(theta, [len(flat), 3, height, width], align_corners=False)
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     out = out * p[:, 4, None, None, None]
     grey = torch.einsum("c,nchw->nhw", _GREY.to(out), out).mean(dim=(1, 2))[:, None, None, None]

@@ -7,7 +7,8 @@ from typing import Any
 
 from remix.common.errors import ConfigError
 
-ENCODERS = ("tiny", "resnet18", "resnet34", "resnet50")
+ENCODERS = ("tiny", "small", "resnet18", "resnet34", "resnet50")
+POOLS = ("avg", "spatial_softmax")
 NORMS = ("batch", "group")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -35,8 +36,10 @@ class ModelConfig:
     action_dim: int = 7
     use_proprio: bool = False
     state_dim: int = 7
-    encoder: str = "resnet18"
+    encoder: str = "resnet18"  # tiny (tests) | small (CPU) | resnet18 | resnet34 | resnet50
     norm: str = "group"
+    pool: str = "avg"  # avg: global average of the feature map | spatial_softmax: keypoint (x, y) positions
+    keypoints: int = 32  # spatial_softmax: number of keypoints (2 features each)
     embed_dim: int = 512
     hidden_dim: int = 256
     num_blocks: int = 3
@@ -55,13 +58,15 @@ class ModelConfig:
             problems.append(f"image_size must be [height, width] >= 16, got {list(self.image_size)}")
         if self.encoder not in ENCODERS:
             problems.append(f"encoder {self.encoder!r} is not one of {list(ENCODERS)}")
+        if self.pool not in POOLS:
+            problems.append(f"pool {self.pool!r} is not one of {list(POOLS)}")
         if self.norm not in NORMS:
             problems.append(f"norm {self.norm!r} is not one of {list(NORMS)}")
         if self.prediction_type not in PREDICTION_TYPES:
             problems.append(f"prediction_type {self.prediction_type!r} is not one of {list(PREDICTION_TYPES)}")
         if self.beta_schedule not in BETA_SCHEDULES:
             problems.append(f"beta_schedule {self.beta_schedule!r} is not one of {list(BETA_SCHEDULES)}")
-        for name in ("n_obs", "horizon", "action_dim", "state_dim", "embed_dim", "hidden_dim", "num_blocks",
+        for name in ("n_obs", "horizon", "action_dim", "state_dim", "embed_dim", "hidden_dim", "num_blocks", "keypoints",
                      "time_dim", "num_train_timesteps"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")

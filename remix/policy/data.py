@@ -50,6 +50,8 @@ class MixtureConfig:
     subset: str | None = None
     val_fraction: float = 0.05
     target_domain: str | None = None
+    goal_relabel: float = 0.0  # share of training windows whose goal is a random later frame, not the last one
+    cache_mb: float = 1024.0  # hold stores' frames in memory up to this many MB (a zarr read costs ~30 ms)
 
     def __post_init__(self) -> None:
         if not self.stores and not self.cotrain and not self.subset:
@@ -61,6 +63,8 @@ class MixtureConfig:
         if self.cotrain and self.stores and self.cotrain_share in (0.0, 1.0):
             raise ConfigError(f"data.cotrain_share={self.cotrain_share} would ignore half the data; "
                               "use a share strictly between 0 and 1, or drop the unused stores")
+        if not 0.0 <= self.goal_relabel <= 1.0:
+            raise ConfigError(f"data.goal_relabel must be in [0, 1], got {self.goal_relabel}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -192,7 +196,11 @@ def fit_normalization(domains: Sequence[Domain], model: ModelConfig, target: str
                               f"predicts {model.action_dim}; set model.action_dim or convert the store")
         steps = np.concatenate([np.arange(*store.episode_bounds(int(e))) for e in domain.train_episodes])
         actions[domain.name] = np.asarray(store.array("action")[:])[steps]
+        if model.use_proprio and "state" in store.keys and store.array("state").shape[1:] != (model.state_dim,):
+            raise ConfigError(f"store {domain.store} has {store.array('state').shape[1:]} states but "
+                              f"model.state_dim={model.state_dim}; set model.state_dim to the store's state size")
         states[domain.name] = (np.asarray(store.array("state")[:])[steps] if "state" in store.keys
+                               and store.array("state").shape[1:] == (model.state_dim,)
                                else np.zeros((len(steps), model.state_dim), np.float32))
         gripper = tuple(store.gripper_dims) if gripper is None else gripper
     default = next((d.name for d in domains if d.cotrain), domains[0].name)
@@ -223,13 +231,15 @@ class MixtureDataset(Dataset):
     """
 
     def __init__(self, domains: Sequence[Domain], model: ModelConfig, normalization: Normalization,
-                 split: str = "train", augment: AugmentConfig | None = None) -> None:
+                 split: str = "train", augment: AugmentConfig | None = None, goal_relabel: float = 0.0,
+                 cache_mb: float = 0.0) -> None:
         self.model = model
         self.normalization = normalization
         self.names = [d.name for d in domains]
         self.image_keys = tuple(f"images/{c}" for c in model.cameras)
-        obs_keys = (*self.image_keys, "state") if model.use_proprio else self.image_keys
-        self.windows = []
+        self.windows: list[WindowSampler] = []
+        self.cached: list[dict[str, np.ndarray] | None] = []  # a domain's frames, when they fit in memory
+        budget = cache_mb * 2**20
         for domain in domains:
             store = EpisodeStore.open(domain.store, mode="r")
             missing = [k for k in self.image_keys if k not in store.keys]
@@ -240,24 +250,35 @@ class MixtureDataset(Dataset):
                 raise ConfigError(f"store {domain.store} has no proprio state; set model.use_proprio=false")
             mask = np.zeros(store.num_episodes, dtype=bool)
             mask[domain.train_episodes if split == "train" else domain.val_episodes] = True
-            self.windows.append(WindowSampler(store, n_obs=model.n_obs, horizon=model.horizon, obs_keys=obs_keys,
-                                              goal_keys=self.image_keys, episode_mask=mask))
+            self.windows.append(WindowSampler(store, n_obs=model.n_obs, horizon=model.horizon,
+                                              obs_keys=("state",) if model.use_proprio else (), episode_mask=mask))
+            size = sum(store.array(k).nbytes for k in self.image_keys)
+            self.cached.append({k: np.asarray(store.array(k)[:]) for k in self.image_keys} if size <= budget else None)
+            budget -= size if size <= budget else 0
         self.sizes = [len(w) for w in self.windows]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
         self.transform = image_transform(model)
         self.augment = augment if split == "train" and augment is not None and augment.enabled else None
+        self.goal_relabel = float(goal_relabel) if split == "train" else 0.0
+        self._stores: dict[int, EpisodeStore] = {}
         height, width = model.image_size
         self.aspect = width / height
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_stores"] = {}  # DataLoader workers open their own store handles
+        return state
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         domain = int(np.searchsorted(self.offsets, index, side="right") - 1)
         window = self.windows[domain][int(index - self.offsets[domain])]
+        obs_steps, goal_step = self._frame_steps(domain, window, seed)
+        images, goals = self._images(domain, obs_steps, goal_step)
         name = self.names[domain]
-        images, goals = self._images(window)
         if self.augment is None:
             params = identity_params()
         else:
@@ -277,10 +298,41 @@ class MixtureDataset(Dataset):
             "augment": params,
         }
 
-    def _images(self, window: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _frame_steps(self, domain: int, window: dict[str, Any], seed: int | None) -> tuple[np.ndarray, int]:
+        """Store rows of the window's observation history and of its goal frame.
+
+        The goal is the episode's last frame, or with probability `goal_relabel` (training items) a
+        uniformly drawn later frame of the same episode (hindsight relabeling, as BridgeData V2 and
+        GCBC train): the last frame alone ties each goal to one episode, later frames teach what
+        moving towards a goal looks like.
+        """
+        ends = self.windows[domain].episode_ends
+        episode = int(window["episode"])
+        start = int(ends[episode - 1]) if episode > 0 else 0
+        last = int(ends[episode]) - 1
+        step = start + int(window["step"])
+        obs_steps = np.clip(np.arange(step - self.model.n_obs + 1, step + 1), start, last)
+        goal = last
+        if self.goal_relabel > 0 and seed is not None:
+            rng = np.random.default_rng([seed, 0x60A1])
+            if rng.random() < self.goal_relabel:
+                goal = int(rng.integers(min(step + 1, last), last + 1))
+        return obs_steps, goal
+
+    def _frames(self, domain: int, key: str, steps: np.ndarray) -> np.ndarray:
+        cached = self.cached[domain]
+        if cached is not None:
+            return cached[key][steps]
+        store = self._stores.get(domain)
+        if store is None:
+            store = self._stores[domain] = EpisodeStore.open(self.windows[domain].path, check_values=False)
+        lo, hi = int(steps.min()), int(steps.max()) + 1
+        return np.asarray(store.array(key)[lo:hi])[steps - lo]
+
+    def _images(self, domain: int, obs_steps: np.ndarray, goal_step: int) -> tuple[torch.Tensor, torch.Tensor]:
         per_camera, goals = [], []
         for key in self.image_keys:
-            frames = np.concatenate([window["obs"][key], window["goal"][key][None]])
+            frames = np.concatenate([self._frames(domain, key, obs_steps), self._frames(domain, key, np.array([goal_step]))])
             out = to_model_images(frames, self.transform)
             per_camera.append(out[:-1])
             goals.append(out[-1])

@@ -5,9 +5,15 @@ until the history is full, exactly like the training windows at episode starts),
 action in the target domain's robot units. Two ways to turn predicted chunks into actions:
 
 - "chunk": predict a chunk, execute its first `exec_horizon` actions open loop, then predict again
-  (fewer network calls; the default);
+  (receding horizon: by default half the chunk, so the policy re-plans from fresh observations
+  while the chunk keeps its motion consistent; the default);
 - "ensemble": predict a chunk every step and average all chunks' predictions for the current step
   with weights exp(-k * age), newest first (temporal ensembling, smoother motion).
+
+Gripper dimensions are binarized at execution (open above 0.5, closed below) unless
+`binarize_gripper=False`: demonstrations command the gripper fully open or closed, and a sampled 0.6
+would leave it half open around the object. Camera frames must have the trained size: a different
+size is an error, not a silent resize (which would change what the policy sees).
 
 Sampling noise comes from a generator re-seeded at every `reset`, so the same goal and observations
 give the same actions on the same device.
@@ -27,7 +33,6 @@ import torch
 from remix.common.errors import ConfigError, RemixError
 from remix.policy.base import Policy, validate_action
 from remix.policy.checkpoint import load_checkpoint
-from remix.policy.data import image_transform, to_model_images
 from remix.policy.model import DiffusionPolicyNet, make_scheduler, sample_actions
 from remix.policy.normalization import Normalization
 
@@ -52,12 +57,12 @@ class DiffusionPolicy(Policy):
     def __init__(self, net: DiffusionPolicyNet, normalization: Normalization, *, device: str | torch.device = "cpu",
                  seed: int = 0, sampler: str = "ddim", inference_steps: int = 10, execution: str = "chunk",
                  exec_horizon: int | None = None, ensemble_decay: float = 0.1, domain: str | None = None,
-                 source: str = "diffusion policy") -> None:
+                 binarize_gripper: bool = True, source: str = "diffusion policy") -> None:
         self.config = net.config
         if execution not in EXECUTIONS:
             raise ConfigError(f"unknown execution {execution!r}; use one of {list(EXECUTIONS)}")
         horizon = self.config.horizon
-        self.exec_horizon = horizon if exec_horizon is None else int(exec_horizon)
+        self.exec_horizon = max(1, horizon // 2) if exec_horizon is None else int(exec_horizon)
         if not 1 <= self.exec_horizon <= horizon:
             raise ConfigError(f"exec_horizon must be in 1..{horizon} (the trained chunk length), got {exec_horizon}")
         if inference_steps < 1:
@@ -76,7 +81,7 @@ class DiffusionPolicy(Policy):
         self.ensemble_decay = float(ensemble_decay)
         self.seed = int(seed)
         self.source = source
-        self.transform = image_transform(self.config)
+        self.binarize_gripper = bool(binarize_gripper)
         self.generator = torch.Generator(device=self.device)
         self._goal: torch.Tensor | None = None
         self._history: deque[_Frame] = deque(maxlen=self.config.n_obs)
@@ -115,8 +120,19 @@ class DiffusionPolicy(Policy):
             image = np.asarray(observation.images[camera])
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise RemixError(f"{what} image {camera!r} is {image.dtype} {image.shape}; expected uint8 HxWx3")
-            frames.append(to_model_images(image[None], self.transform)[0])
+            if image.shape[:2] != tuple(self.config.image_size):
+                height, width = self.config.image_size
+                raise RemixError(f"{what} image {camera!r} is {image.shape[0]}x{image.shape[1]} but the policy was "
+                                 f"trained on {height}x{width}; configure the camera as {camera}: [{height}, {width}]")
+            frames.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
         return torch.stack(frames)
+
+    def _proprio_state(self, observation: Observation) -> np.ndarray:
+        state = np.asarray(observation.state, np.float32).reshape(-1)
+        if state.shape != (self.config.state_dim,):
+            raise RemixError(f"observation state has {state.size} values but the policy was trained on "
+                             f"{self.config.state_dim}-d states; give it the robot state it was trained with")
+        return self.normalization.normalize_state(state)
 
     def reset(self, goal: Observation) -> None:
         self._goal = self._camera_images(goal, "goal observation")
@@ -148,7 +164,7 @@ class DiffusionPolicy(Policy):
         if self._goal is None:
             raise RemixError("act() before reset(goal): call policy.reset(goal_observation) at the start of each episode")
         frame = self._camera_images(observation, "observation")
-        state = self.normalization.normalize_state(np.asarray(observation.state, np.float32)[: self.config.state_dim])
+        state = self._proprio_state(observation) if self.config.use_proprio else np.zeros(0, np.float32)
         self._history.append(_Frame(frame, state))
         while len(self._history) < self.config.n_obs:
             self._history.appendleft(self._history[0])
@@ -165,4 +181,8 @@ class DiffusionPolicy(Policy):
             weights = np.exp(-self.ensemble_decay * ages)
             action = (weights[:, None] * predictions).sum(0) / weights.sum()
         self._t += 1
-        return validate_action(action, self.source)
+        if self.binarize_gripper:
+            action = np.array(action, dtype=np.float32)
+            for dim in self.normalization.actions.gripper_dims:
+                action[dim] = 1.0 if action[dim] > 0.5 else 0.0
+        return validate_action(action, self.source, self.config.action_dim)

@@ -2,7 +2,8 @@
 
 Image path: every history frame of every camera is concatenated channel-wise with that camera's goal
 image and an (x, y) pixel-coordinate grid, all in [-1, 1] (8 channels), and encoded by a ResNet
-(torchvision 18/34/50, BatchNorm or GroupNorm) or a tiny conv net for tests, global-average pooled.
+(torchvision 18/34/50, BatchNorm or GroupNorm) or a small conv net (CPU budgets; `tiny` for tests),
+whose feature map is pooled to spatial-softmax keypoints (where things are) or averaged globally.
 The per-frame embeddings are concatenated (plus the normalized proprio state when enabled) into the
 condition vector of a residual-MLP denoiser that predicts the noise of a normalized action chunk.
 Noise schedules and sampling steps come from diffusers (DDPM for training, DDPM or DDIM sampling).
@@ -39,32 +40,82 @@ def coordinate_grid(height: int, width: int, device: torch.device | None = None)
     return torch.stack([grid_x, grid_y])
 
 
-class TinyEncoder(nn.Module):
-    """Four strided conv blocks: a few thousand parameters, for tests and smoke runs."""
+class SpatialSoftmax(nn.Module):
+    """Feature map -> the expected (x, y) image position of `keypoints` learned attention maps.
 
-    def __init__(self, norm: str, width: int = 32) -> None:
+    This keeps *where* things are, which global average pooling throws away: robomimic and diffusion
+    policy end their ResNet encoders this way for manipulation. Output: (N, 2 * keypoints) in [-1, 1].
+    """
+
+    def __init__(self, channels: int, keypoints: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = IN_CHANNELS
-        for out in (width // 2, width, width, 2 * width):
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), norm_layer(norm, out), nn.SiLU()]
-            channels = out
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_dim = channels
+        self.keypoints = nn.Conv2d(channels, keypoints, kernel_size=1)
+        self.out_dim = 2 * keypoints
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        maps = self.keypoints(features)
+        height, width = maps.shape[-2:]
+        attention = torch.softmax(maps.flatten(2), dim=-1)  # (N, K, H*W)
+        grid = coordinate_grid(height, width, maps.device).flatten(1)  # (2, H*W)
+        return torch.einsum("nkp,cp->nkc", attention, grid).flatten(1)
+
+
+def conv_stack(norm: str, stages: tuple[tuple[int, int], ...]) -> tuple[nn.Sequential, int]:
+    """3x3 conv + norm + SiLU per (channels, stride) stage, from the 8 input channels."""
+    layers: list[nn.Module] = []
+    channels = IN_CHANNELS
+    for out, stride in stages:
+        layers += [nn.Conv2d(channels, out, 3, stride=stride, padding=1), norm_layer(norm, out), nn.SiLU()]
+        channels = out
+    return nn.Sequential(*layers), channels
+
+
+# tiny: four stride-2 blocks, a few thousand parameters, for tests and smoke runs.
+# small: a CPU-sized net that keeps a fine map (1/4 of the input) for spatial softmax: at 64x64 it costs
+# about 1/15 of a ResNet-18 and its 16x16 map places keypoints to about a pixel (ResNet-18's map is 2x2).
+CONV_STAGES = {
+    "tiny": ((16, 2), (32, 2), (32, 2), (64, 2)),
+    "small": ((32, 2), (32, 2), (64, 1)),
+}
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet taking 8 input channels, ending at its last feature map (no pooling, no
+    classifier). Its parameter names are torchvision's, so ImageNet state dicts load by name."""
+
+    def __init__(self, name: str, norm: str) -> None:
+        super().__init__()
+        kwargs = {"norm_layer": (lambda c: norm_layer("group", c))} if norm == "group" else {}
+        net = getattr(torchvision.models, name)(weights=None, **kwargs)
+        self.conv1 = nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1, self.relu, self.maxpool = net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.out_channels = net.fc.in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def resnet_encoder(name: str, norm: str) -> tuple[nn.Module, int]:
-    """A torchvision ResNet taking 8 input channels, with its classifier removed."""
-    builder = getattr(torchvision.models, name)
-    kwargs = {"norm_layer": (lambda c: norm_layer("group", c))} if norm == "group" else {}
-    net = builder(weights=None, **kwargs)
-    net.conv1 = nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    out_dim = net.fc.in_features
-    net.fc = nn.Identity()
-    return net, out_dim
+class ImageEncoder(nn.Module):
+    """Trunk (conv net or ResNet) then pooling: global average or spatial-softmax keypoints."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.encoder in CONV_STAGES:
+            self.trunk, channels = conv_stack(config.norm, CONV_STAGES[config.encoder])
+        else:
+            self.trunk = ResNetTrunk(config.encoder, config.norm)
+            channels = self.trunk.out_channels
+        if config.pool == "spatial_softmax":
+            self.pool: nn.Module = SpatialSoftmax(channels, config.keypoints)
+            self.out_dim = 2 * config.keypoints
+        else:
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.out_dim = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.trunk(x))
 
 
 def load_imagenet_weights(encoder: nn.Module, path: str | Path) -> list[str]:
@@ -127,11 +178,8 @@ class DiffusionPolicyNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        if config.encoder == "tiny":
-            self.encoder: nn.Module = TinyEncoder(config.norm)
-            feature_dim = self.encoder.out_dim
-        else:
-            self.encoder, feature_dim = resnet_encoder(config.encoder, config.norm)
+        self.encoder = ImageEncoder(config)
+        feature_dim = self.encoder.out_dim
         self.project = nn.Identity() if feature_dim == config.embed_dim else nn.Linear(feature_dim, config.embed_dim)
         self.register_buffer("coords", coordinate_grid(*config.image_size), persistent=False)
         cond_dim = config.embed_dim * config.n_obs * len(config.cameras)

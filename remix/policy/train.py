@@ -248,46 +248,71 @@ def _write_metrics(path: Path, row: dict[str, Any]) -> None:
         handle.write(json.dumps(clean) + "\n")
 
 
-def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: str | Path,
-          resume: bool | str = False, overwrite: bool = False) -> Path:
-    """Run (or resume) one training run; returns the last checkpoint directory.
+@dataclass
+class TrainingRun:
+    """One run's live objects, built by `build_run` and advanced stage by stage: `restore_run` (resume),
+    `train_step`, `validate_run`, `save_run`. `train` strings the stages together."""
 
-    A new run never silently replaces an old one: if `output_dir` already holds checkpoints, pass
-    `resume` to continue it or `overwrite` to delete it first.
-    """
-    output_dir = Path(output_dir).expanduser()
-    context = distributed_context()
-    device = pick_device(config.device, context)
+    model_config: ModelConfig
+    mixture: MixtureConfig
+    config: TrainConfig
+    output_dir: Path
+    context: DistributedContext
+    device: torch.device
+    normalization: Normalization
+    weights: np.ndarray
+    train_set: MixtureDataset
+    val_set: MixtureDataset
+    net: DiffusionPolicyNet
+    scheduler: Any
+    loss_module: nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_schedule: Any
+    ema: EMAModel | None
+    meta: dict[str, Any]
+    step: int = 0
+    last_checkpoint: Path | None = None
+    running: list[float] = field(default_factory=list)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.output_dir / "metrics.jsonl"
+
+
+def check_output_dir(output_dir: Path, resume: bool | str, overwrite: bool) -> tuple[Path | None, bool]:
+    """(checkpoint to resume from, whether an old run in `output_dir` is to be replaced); a new run never
+    silently replaces an old one."""
     resume_from = _resume_source(resume, output_dir)
-    replace_old_run = resume_from is None and (output_dir / "checkpoints").is_dir() and any(
-        (output_dir / "checkpoints").iterdir())
+    checkpoints = output_dir / "checkpoints"
+    replace_old_run = resume_from is None and checkpoints.is_dir() and any(checkpoints.iterdir())
     if replace_old_run and not overwrite:
         raise ConfigError(f"{output_dir} already holds a training run; pass resume=true to continue it, "
                           "overwrite=true to replace it, or another output directory")
+    return resume_from, replace_old_run
 
+
+def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: Path,
+              resume_from: Path | None = None, context: DistributedContext | None = None) -> TrainingRun:
+    """Data, normalization (the resumed checkpoint's when resuming), network, optimizer, LR schedule, EMA."""
+    context = context or distributed_context()
+    device = pick_device(config.device, context)
     domains: list[Domain] = discover_domains(mixture, config.seed)
     weights = mixture_weights(mixture, domains)
-    normalization: Normalization = fit_normalization(domains, model_config, mixture.target_domain)
-    state: dict[str, Any] | None = None
+    normalization = fit_normalization(domains, model_config, mixture.target_domain)
     if resume_from is not None:
-        _, saved_model, saved_normalization, _ = load_checkpoint(resume_from)
+        _, saved_model, normalization, _ = load_checkpoint(resume_from)
         if saved_model != model_config:
             raise ConfigError(f"cannot resume {resume_from}: its model config differs from this one; "
                               "resume with the same model.* settings or start a new output_dir")
-        normalization = saved_normalization
-        state = load_train_state(resume_from)
-
-    train_set = MixtureDataset(domains, model_config, normalization, "train", config.augment)
-    val_set = MixtureDataset(domains, model_config, normalization, "val")
-    sampler = WeightedDomainSampler(train_set.sizes, weights, config.samples_per_epoch, seed=config.seed,
-                                    names=train_set.names, rank=context.rank, world_size=context.world_size)
-
+    train_set = MixtureDataset(domains, model_config, normalization, "train", config.augment, mixture.goal_relabel,
+                               mixture.cache_mb)
+    val_set = MixtureDataset(domains, model_config, normalization, "val", cache_mb=mixture.cache_mb)
+    if config.pretrained and not model_config.encoder.startswith("resnet"):
+        raise ConfigError(f"train.pretrained needs a ResNet encoder (model.encoder=resnet18|34|50), not {model_config.encoder}")
     torch.manual_seed(config.seed)
     net = DiffusionPolicyNet(model_config)
-    if config.pretrained and model_config.encoder == "tiny":
-        raise ConfigError("train.pretrained needs a ResNet encoder (model.encoder=resnet18|34|50), not tiny")
-    if config.pretrained and state is None:  # a resumed run has its own trained weights
-        load_imagenet_weights(net.encoder, config.pretrained)
+    if config.pretrained and resume_from is None:  # a resumed run has its own trained weights
+        load_imagenet_weights(net.encoder.trunk, config.pretrained)
     net.to(device)
     scheduler = make_scheduler(model_config, "ddpm")
     loss_module: nn.Module = TrainingLoss(net, scheduler)
@@ -297,115 +322,167 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.steps)
     ema = EMAModel(net.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3) if config.ema else None
-    step = 0
-    if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        if ema is not None:
-            if "ema" not in state:
-                raise ConfigError(f"{resume_from} was trained without EMA; resume with train.ema=false")
-            ema.load_state_dict(state["ema"])
-            ema.to(device)
-        step = int(state["step"])
-    if step >= config.steps:
-        raise ConfigError(f"the run is already at step {step} >= train.steps={config.steps}; "
+    meta = {"domains": train_set.names, "weights": weights.tolist(), "cotrain_domains": [d.name for d in domains if d.cotrain],
+            "mixture": asdict(mixture), "train": asdict(config)}
+    return TrainingRun(model_config, mixture, config, output_dir, context, device, normalization, weights, train_set,
+                       val_set, net, scheduler, loss_module, optimizer, lr_schedule, ema, meta)
+
+
+def restore_run(run: TrainingRun, checkpoint: Path) -> None:
+    """Continue from `checkpoint`'s resume state: weights, optimizer, LR schedule, EMA and step."""
+    state = load_train_state(checkpoint)
+    run.net.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.lr_schedule.load_state_dict(state["lr_schedule"])
+    if run.ema is not None:
+        if "ema" not in state:
+            raise ConfigError(f"{checkpoint} was trained without EMA; resume with train.ema=false")
+        run.ema.load_state_dict(state["ema"])
+        run.ema.to(run.device)
+    run.step = int(state["step"])
+    if run.step >= run.config.steps:
+        raise ConfigError(f"the run is already at step {run.step} >= train.steps={run.config.steps}; "
                           "raise train.steps to train longer")
 
+
+def make_loader(run: TrainingRun) -> DataLoader:
+    """This rank's endless, seeded sample stream, positioned after the samples already trained on."""
+    config, context = run.config, run.context
     per_rank_batch = config.batch_size // context.world_size
     if per_rank_batch < 1:
         raise ConfigError(f"train.batch_size={config.batch_size} is smaller than the {context.world_size} ranks")
-    loader = DataLoader(train_set, batch_size=per_rank_batch,
-                        sampler=SeededStream(sampler, config.seed, start=step * per_rank_batch),
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=config.num_workers > 0)
-    metrics_path = output_dir / "metrics.jsonl"
-    last_checkpoint: Path | None = None
-    meta = {
-        "domains": train_set.names,
-        "weights": weights.tolist(),
-        "cotrain_domains": [d.name for d in domains if d.cotrain],
-        "mixture": asdict(mixture),
-        "train": asdict(config),
-    }
-    if context.is_main:
-        if replace_old_run:  # only now that data and config have been checked
-            shutil.rmtree(output_dir / "checkpoints")
-            for name in ("metrics.jsonl", "losses.png", "run.json"):
-                (output_dir / name).unlink(missing_ok=True)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "run.json").write_text(json.dumps({"model": asdict(model_config), **meta}, indent=2, default=str))
+    sampler = WeightedDomainSampler(run.train_set.sizes, run.weights, config.samples_per_epoch, seed=config.seed,
+                                    names=run.train_set.names, rank=context.rank, world_size=context.world_size)
+    return DataLoader(run.train_set, batch_size=per_rank_batch,
+                      sampler=SeededStream(sampler, config.seed, start=run.step * per_rank_batch),
+                      num_workers=config.num_workers, pin_memory=run.device.type == "cuda",
+                      persistent_workers=config.num_workers > 0)
 
-    def save(at_step: int, extra: dict[str, Any]) -> Path:
-        train_state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                       "lr_schedule": lr_schedule.state_dict(), "step": at_step}
-        if ema is not None:
-            train_state["ema"] = ema.state_dict()
-        path = save_checkpoint(output_dir / "checkpoints" / checkpoint_name(at_step), ema_weights(net, ema),
-                               model_config, normalization, {**meta, "step": at_step, **extra}, train_state)
-        for older in (output_dir / "checkpoints").glob("step_*"):
-            if older != path and (older / TRAIN_STATE_FILE).exists():
-                (older / TRAIN_STATE_FILE).unlink()  # keep every model, but resume state only for the newest
-        return path
 
-    net.train()
-    progress = tqdm(total=config.steps, initial=step, desc="train", disable=not (config.progress and context.is_main),
-                    dynamic_ncols=True)
-    running: list[float] = []
+def start_output(run: TrainingRun, replace_old_run: bool) -> None:
+    """Create the run directory and its run.json; an old run is deleted only now, after data and config
+    have been checked."""
+    if not run.context.is_main:
+        return
+    output_dir = run.output_dir
+    if replace_old_run:
+        shutil.rmtree(output_dir / "checkpoints")
+        for name in ("metrics.jsonl", "losses.png", "run.json"):
+            (output_dir / name).unlink(missing_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "run.json").write_text(json.dumps({"model": asdict(run.model_config), **run.meta}, indent=2, default=str))
+
+
+def train_step(run: TrainingRun, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One optimizer step on `batch` (augmented here, on the device); returns the per-sample loss."""
+    config = run.config
+    if config.augment.enabled:
+        batch["images"], batch["goal"] = apply_augmentation(batch["images"], batch["goal"], batch["augment"])
+    generator = step_generator(config.seed, run.step, run.context.rank, run.device)
+    torch.manual_seed(int(generator.initial_seed()) % (2**31))  # dropout: also a function of (seed, step)
+    per_sample = run.loss_module(batch, generator)
+    loss = per_sample.mean()
+    if not torch.isfinite(loss):
+        raise RemixError(f"training loss became {float(loss)} at step {run.step}; lower train.lr or check the data "
+                         f"(the last good checkpoint is {run.last_checkpoint})")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(run.net.parameters(), config.grad_clip)
+    run.optimizer.step()
+    run.lr_schedule.step()
+    if run.ema is not None:
+        run.ema.step(run.net.parameters())
+    run.step += 1
+    run.running.append(loss.item())
+    return per_sample.detach()
+
+
+def log_step(run: TrainingRun, per_sample: torch.Tensor, domains: torch.Tensor) -> float:
+    """Append the mean training loss since the last row (and per domain, this batch) to metrics.jsonl."""
+    row = {"step": run.step, "loss": float(np.mean(run.running)), "lr": run.lr_schedule.get_last_lr()[0]}
+    for index, name in enumerate(run.train_set.names):
+        selected = domains == index
+        if selected.any():
+            row[f"loss/{name}"] = per_sample[selected].mean().item()
+    _write_metrics(run.metrics_path, row)
+    run.running.clear()
+    return row["loss"]
+
+
+def validate_run(run: TrainingRun) -> dict[str, float]:
+    """Validation metrics of the deployed (EMA) weights, also written to metrics.jsonl."""
+    deployed = DiffusionPolicyNet(run.model_config).to(run.device)
+    deployed.load_state_dict(ema_weights(run.net, run.ema))
+    metrics = validate(deployed, run.val_set, run.config, run.device, run.scheduler)
+    if metrics:
+        _write_metrics(run.metrics_path, {"step": run.step, **metrics})
+    return metrics
+
+
+def save_run(run: TrainingRun, extra: dict[str, Any]) -> Path:
+    """Checkpoint the deployed weights with resume state; older checkpoints keep their model only."""
+    train_state = {"model": run.net.state_dict(), "optimizer": run.optimizer.state_dict(),
+                   "lr_schedule": run.lr_schedule.state_dict(), "step": run.step}
+    if run.ema is not None:
+        train_state["ema"] = run.ema.state_dict()
+    path = save_checkpoint(run.output_dir / "checkpoints" / checkpoint_name(run.step), ema_weights(run.net, run.ema),
+                           run.model_config, run.normalization, {**run.meta, "step": run.step, **extra}, train_state)
+    for older in (run.output_dir / "checkpoints").glob("step_*"):
+        if older != path and (older / TRAIN_STATE_FILE).exists():
+            (older / TRAIN_STATE_FILE).unlink()  # keep every model, but resume state only for the newest
+    run.last_checkpoint = path
+    if run.metrics_path.exists():
+        plot_metrics(run.metrics_path, run.output_dir / "losses.png")
+    return path
+
+
+def after_step(run: TrainingRun, per_sample: torch.Tensor, batch: dict[str, torch.Tensor], progress: tqdm) -> None:
+    """Log, validate and checkpoint on their schedules (rank 0), and keep DDP ranks together at saves."""
+    config, step = run.config, run.step
+    progress.update(1)
+    last = step == config.steps
+    if run.context.is_main:
+        if step % config.log_every == 0 or last:
+            progress.set_postfix(loss=f"{log_step(run, per_sample, batch['domain']):.4f}")
+        val_metrics = validate_run(run) if step % config.val_every == 0 or last else {}
+        if step % config.save_every == 0 or last:
+            save_run(run, {"val": val_metrics})
+    if run.context.world_size > 1 and (step % config.save_every == 0 or last):
+        dist.barrier()
+
+
+def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: str | Path,
+          resume: bool | str = False, overwrite: bool = False) -> Path:
+    """Run (or resume) one training run; returns the last checkpoint directory.
+
+    A new run never silently replaces an old one: if `output_dir` already holds checkpoints, pass
+    `resume` to continue it or `overwrite` to delete it first.
+    """
+    output_dir = Path(output_dir).expanduser()
+    resume_from, replace_old_run = check_output_dir(output_dir, resume, overwrite)
+    run = build_run(model_config, mixture, config, output_dir, resume_from)
+    if resume_from is not None:
+        restore_run(run, resume_from)
+    loader = make_loader(run)
+    start_output(run, replace_old_run)
+    run.net.train()
+    progress = tqdm(total=config.steps, initial=run.step, desc="train",
+                    disable=not (config.progress and run.context.is_main), dynamic_ncols=True)
     try:
-        for batch in batches(loader, device):
-            if config.augment.enabled:
-                batch["images"], batch["goal"] = apply_augmentation(batch["images"], batch["goal"], batch["augment"])
-            generator = step_generator(config.seed, step, context.rank, device)
-            torch.manual_seed(int(generator.initial_seed()) % (2**31))  # dropout: also a function of (seed, step)
-            per_sample = loss_module(batch, generator)
-            loss = per_sample.mean()
-            if not torch.isfinite(loss):
-                raise RemixError(f"training loss became {float(loss)} at step {step}; lower train.lr or check the data "
-                                 f"(the last good checkpoint is {last_checkpoint})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            optimizer.step()
-            lr_schedule.step()
-            if ema is not None:
-                ema.step(net.parameters())
-            step += 1
-            running.append(loss.item())
-            progress.update(1)
-            if context.is_main:
-                if step % config.log_every == 0 or step == config.steps:
-                    row = {"step": step, "loss": float(np.mean(running)), "lr": lr_schedule.get_last_lr()[0]}
-                    for index, name in enumerate(train_set.names):
-                        selected = batch["domain"] == index
-                        if selected.any():
-                            row[f"loss/{name}"] = per_sample[selected].mean().item()
-                    _write_metrics(metrics_path, row)
-                    progress.set_postfix(loss=f"{row['loss']:.4f}")
-                    running.clear()
-                val_metrics: dict[str, float] = {}
-                if step % config.val_every == 0 or step == config.steps:
-                    deployed = DiffusionPolicyNet(model_config).to(device)
-                    deployed.load_state_dict(ema_weights(net, ema))
-                    val_metrics = validate(deployed, val_set, config, device, scheduler)
-                    if val_metrics:
-                        _write_metrics(metrics_path, {"step": step, **val_metrics})
-                if step % config.save_every == 0 or step == config.steps:
-                    last_checkpoint = save(step, {"val": val_metrics})
-                    if metrics_path.exists():
-                        plot_metrics(metrics_path, output_dir / "losses.png")
-            if context.world_size > 1 and (step % config.save_every == 0 or step == config.steps):
-                dist.barrier()
-            if step >= config.steps:
+        for batch in batches(loader, run.device):
+            per_sample = train_step(run, batch)
+            after_step(run, per_sample, batch, progress)
+            if run.step >= config.steps:
                 break
     except KeyboardInterrupt:
         progress.close()
-        if context.is_main and step > 0 and (last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:08d}")):
-            path = save(step, {"interrupted": True})
-            print(f"interrupted at step {step}; saved {path} (continue with resume=true)", flush=True)
+        saved = run.last_checkpoint is not None and run.last_checkpoint.name.endswith(f"{run.step:08d}")
+        if run.context.is_main and run.step > 0 and not saved:
+            path = save_run(run, {"interrupted": True})
+            print(f"interrupted at step {run.step}; saved {path} (continue with resume=true)", flush=True)
         raise
     progress.close()
-    if context.world_size > 1:
+    if run.context.world_size > 1:
         dist.destroy_process_group()
-    return last_checkpoint if last_checkpoint is not None else output_dir / "checkpoints" / checkpoint_name(step)
+    return run.last_checkpoint if run.last_checkpoint is not None else output_dir / "checkpoints" / checkpoint_name(run.step)

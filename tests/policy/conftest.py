@@ -37,7 +37,7 @@ class FakeSimRobot:
         return np.array([0.01 * self.calls, 0, 0, 0, 0, 0, 1.0])
 
 
-def make_observation(seed: int = 0, size: int = 32, cameras: tuple[str, ...] = ("cam0",)) -> FakeObservation:
+def make_observation(seed: int = 0, size: int = 16, cameras: tuple[str, ...] = ("cam0",)) -> FakeObservation:
     rng = np.random.default_rng(seed)
     images = {name: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for name in cameras}
     return FakeObservation(images=images, state=rng.normal(size=7).astype(np.float32))

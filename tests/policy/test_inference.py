@@ -16,8 +16,8 @@ from tests.policy.conftest import FakeObservation, make_observation, write_tiny_
 
 
 def _rollout(policy, steps: int = 6, seed: int = 0) -> np.ndarray:
-    policy.reset(make_observation(seed=100 + seed, size=24))
-    return np.stack([policy.act(make_observation(seed=seed + t, size=24)) for t in range(steps)])
+    policy.reset(make_observation(seed=100 + seed, size=16))
+    return np.stack([policy.act(make_observation(seed=seed + t, size=16)) for t in range(steps)])
 
 
 def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
@@ -55,7 +55,7 @@ def test_actions_come_out_in_the_target_domains_units(tmp_path):
 
 def test_chunk_execution_replans_every_exec_horizon(tmp_path, monkeypatch):
     path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt")
-    policy = load_policy(path, exec_horizon=2)
+    policy = load_policy(path, exec_horizon=2, binarize_gripper=False)
     calls = []
     chunk = np.arange(28, dtype=np.float32).reshape(4, 7) / 100
     monkeypatch.setattr(policy, "predict_chunk", lambda: calls.append(1) or chunk.copy())
@@ -67,7 +67,7 @@ def test_chunk_execution_replans_every_exec_horizon(tmp_path, monkeypatch):
 
 def test_temporal_ensembling_averages_overlapping_chunks(tmp_path, monkeypatch):
     path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt")
-    policy = load_policy(path, execution="ensemble", ensemble_decay=0.5)
+    policy = load_policy(path, execution="ensemble", ensemble_decay=0.5, binarize_gripper=False)
     chunks = iter([np.full((4, 7), v, dtype=np.float32) for v in (0.0, 0.1, 0.2, 0.3, 0.4)])
     monkeypatch.setattr(policy, "predict_chunk", lambda: next(chunks))
     actions = _rollout(policy, steps=5)
@@ -150,7 +150,7 @@ def test_gpu_inference_is_seeded_when_available(tmp_path):
 def test_cached_frame_embeddings_give_the_same_chunks_as_encoding_the_history(tmp_path):
     path, net, normalization = write_tiny_checkpoint(tmp_path / "ckpt", use_proprio=True)
     policy = DiffusionPolicy(net, normalization, execution="ensemble", seed=0)
-    goal = make_observation(seed=50, size=24)
+    goal = make_observation(seed=50, size=16)
     policy.reset(goal)
     encoded = []
     original = policy.net.frame_features
@@ -160,7 +160,7 @@ def test_cached_frame_embeddings_give_the_same_chunks_as_encoding_the_history(tm
         return original(images, goal_images)
 
     policy.net.frame_features = counting
-    frames = [make_observation(seed=t, size=24) for t in range(4)]
+    frames = [make_observation(seed=t, size=16) for t in range(4)]
     per_step = []
     for t, observation in enumerate(frames):
         encoded.clear()
@@ -175,3 +175,56 @@ def test_cached_frame_embeddings_give_the_same_chunks_as_encoding_the_history(tm
             cached = net.condition(torch.stack([f.features for f in policy._history], dim=1)[None], state)
         torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
     assert per_step == [1, 1, 1, 1]  # one new frame per step; the first one stands in for the missing history
+
+
+def test_receding_horizon_executes_half_the_chunk_by_default(tmp_path, monkeypatch):
+    path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt", horizon=6)
+    policy = load_policy(path)
+    calls = []
+    monkeypatch.setattr(policy, "predict_chunk", lambda: calls.append(1) or np.zeros((6, 7), np.float32))
+    _rollout(policy, steps=6)
+    assert policy.exec_horizon == 3 and len(calls) == 2
+
+
+def test_gripper_is_binarized_at_execution(tmp_path, monkeypatch):
+    path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt")
+    chunk = np.zeros((4, 7), np.float32)
+    chunk[:, 0] = 0.013
+    chunk[:, 6] = [0.3, 0.51, 0.49, 0.9]
+    binarized = load_policy(path, exec_horizon=4)
+    monkeypatch.setattr(binarized, "predict_chunk", lambda: chunk.copy())
+    actions = _rollout(binarized, steps=4)
+    np.testing.assert_array_equal(actions[:, 6], [0.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(actions[:, 0], 0.013)  # motion untouched
+    raw = load_policy(path, exec_horizon=4, binarize_gripper=False)
+    monkeypatch.setattr(raw, "predict_chunk", lambda: chunk.copy())
+    np.testing.assert_allclose(_rollout(raw, steps=4)[:, 6], chunk[:, 6])
+
+
+def test_a_camera_of_another_size_is_rejected_not_resized(tmp_path):
+    path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt")  # trained on 16x16
+    policy = load_policy(path)
+    with pytest.raises(RemixError, match="is 24x24 but the policy was trained on 16x16; configure the camera as cam0: \\[16, 16\\]"):
+        policy.reset(make_observation(size=24))
+    policy.reset(make_observation(size=16))
+    with pytest.raises(RemixError, match="32x32"):
+        policy.act(make_observation(size=32))
+
+
+def test_state_of_another_size_is_one_clear_error_and_ignored_without_proprio(tmp_path):
+    path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt", use_proprio=True)
+    policy = load_policy(path)
+    policy.reset(make_observation(size=16))
+    short = FakeObservation(images=make_observation(size=16).images, state=np.zeros(5, np.float32))
+    with pytest.raises(RemixError, match="5 values but the policy was trained on 7-d states"):
+        policy.act(short)
+    no_proprio = load_policy(write_tiny_checkpoint(tmp_path / "plain")[0])
+    no_proprio.reset(make_observation(size=16))
+    assert no_proprio.act(short).shape == (7,)
+
+
+def test_robot_observations_need_no_timestamps():
+    from robots.robot import Observation
+
+    observation = Observation(images={"cam0": np.zeros((16, 16, 3), np.uint8)}, state=np.zeros(7, np.float32))
+    assert observation.timestamps == {}

@@ -11,6 +11,7 @@ from remix.common.errors import ConfigError
 from remix.policy.config import ModelConfig
 from remix.policy.model import (
     DiffusionPolicyNet,
+    SpatialSoftmax,
     coordinate_grid,
     diffusion_loss,
     load_imagenet_weights,
@@ -37,9 +38,10 @@ def test_coordinate_grid_spans_minus_one_to_one_in_x_then_y():
     assert torch.allclose(grid[1, :, 0], torch.linspace(-1, 1, 4))
 
 
-@pytest.mark.parametrize("encoder", ["tiny", "resnet18"])
-def test_shapes_and_goal_changes_the_condition(encoder):
-    config = ModelConfig(encoder=encoder, image_size=(32, 32), horizon=4, hidden_dim=32, num_blocks=1)
+@pytest.mark.parametrize("encoder,pool", [("tiny", "avg"), ("resnet18", "avg"), ("small", "spatial_softmax"),
+                                         ("resnet18", "spatial_softmax")])
+def test_shapes_and_goal_changes_the_condition(encoder, pool):
+    config = ModelConfig(encoder=encoder, pool=pool, image_size=(64, 64), horizon=4, hidden_dim=32, num_blocks=1)
     net = DiffusionPolicyNet(config).eval()
     images, goal = _inputs(config)
     with torch.no_grad():
@@ -57,7 +59,7 @@ def test_group_norm_option_replaces_every_batch_norm():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in grouped.modules())
     assert any(isinstance(m, nn.GroupNorm) for m in grouped.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in batched.modules())
-    assert grouped.encoder.conv1.in_channels == 8  # obs RGB + goal RGB + xy coordinates
+    assert grouped.encoder.trunk.conv1.in_channels == 8  # obs RGB + goal RGB + xy coordinates
 
 
 def test_resnet50_is_projected_to_the_embedding_size():
@@ -121,18 +123,18 @@ def test_imagenet_weights_initialize_obs_and_goal_channels(tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
     net = DiffusionPolicyNet(ModelConfig(encoder="resnet18", norm="batch"))
-    missing = load_imagenet_weights(net.encoder, path)
+    missing = load_imagenet_weights(net.encoder.trunk, path)
     rgb = reference.conv1.weight.detach()
-    conv = net.encoder.conv1.weight.detach()
+    conv = net.encoder.trunk.conv1.weight.detach()
     assert torch.allclose(conv[:, 0:3], rgb / 2) and torch.allclose(conv[:, 3:6], rgb / 2)
     assert torch.count_nonzero(conv[:, 6:]) == 0
-    assert torch.allclose(net.encoder.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    assert torch.allclose(net.encoder.trunk.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
     assert "fc.weight" not in missing and missing == []
     with pytest.raises(ConfigError, match="do not exist"):
-        load_imagenet_weights(net.encoder, tmp_path / "nope.pth")
+        load_imagenet_weights(net.encoder.trunk, tmp_path / "nope.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a state dict")
     with pytest.raises(ConfigError, match="cannot read"):
-        load_imagenet_weights(net.encoder, tmp_path / "junk.pth")
+        load_imagenet_weights(net.encoder.trunk, tmp_path / "junk.pth")
 
 
 def test_every_camera_gets_its_own_frame_embeddings():
@@ -146,3 +148,25 @@ def test_every_camera_gets_its_own_frame_embeddings():
         assert net.encode(images, goal).shape == (2, 2 * config.n_obs * 32)
         swapped = net.frame_features(images.flip(1), goal.flip(1))
     torch.testing.assert_close(swapped, features.flip(1))
+
+
+def test_spatial_softmax_returns_where_the_feature_peaks():
+    layer = SpatialSoftmax(channels=1, keypoints=1)
+    with torch.no_grad():
+        layer.keypoints.weight.fill_(50.0)  # a sharp softmax over the one channel
+        layer.keypoints.bias.zero_()
+    features = torch.zeros(2, 1, 9, 17)
+    features[0, 0, 0, 16] = 1.0  # top right
+    features[1, 0, 6, 4] = 1.0  # row 6 of 0..8, column 4 of 0..16
+    xy = layer(features)
+    torch.testing.assert_close(xy[0], torch.tensor([1.0, -1.0]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(xy[1], torch.tensor([4 / 8 - 1, 6 / 4 - 1]), atol=1e-3, rtol=0)
+
+
+def test_small_encoder_keeps_a_quarter_resolution_map_and_pools_to_keypoints():
+    net = DiffusionPolicyNet(ModelConfig(encoder="small", pool="spatial_softmax", keypoints=16, image_size=(64, 64)))
+    features = net.encoder.trunk(torch.zeros(1, 8, 64, 64))
+    assert features.shape[-2:] == (16, 16)
+    assert net.encoder.out_dim == 32
+    with pytest.raises(ConfigError, match="pool"):
+        ModelConfig(pool="max")

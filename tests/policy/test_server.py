@@ -22,9 +22,9 @@ def test_remote_checkpoint_policy_matches_local(tmp_path):
         assert isinstance(remote, RemotePolicy)
         assert remote.info["cameras"] == ["cam0"] and remote.info["type"] == "DiffusionPolicy"
         for policy in (local, remote):
-            policy.reset(make_observation(seed=9, size=24))
+            policy.reset(make_observation(seed=9, size=16))
         for t in range(5):
-            observation = make_observation(seed=t, size=24)
+            observation = make_observation(seed=t, size=16)
             np.testing.assert_array_equal(local.act(observation), remote.act(observation))
         remote.close()
 

@@ -1,0 +1,169 @@
+"""Closed-loop success of the goal-image-conditioned diffusion policy on the sim tasks, on a CPU budget.
+
+For each task: record scripted-expert demos (DART noise, clean labels, 10 Hz small steps) on scene
+seeds 0, 1, ...; train a policy on them with `remix.policy.train.train` for a fixed number of steps;
+then on `--trials` scene seeds never used for training (100000 + i) run the expert once to get that
+scene's goal image (the last frame of its successful execution, the goal definition training uses),
+reset the same scene and run the policy towards that goal. Prints, per task: policy successes, the
+expert's successes on the same scenes, training wall time and the thread count.
+
+    OMP_NUM_THREADS=2 MUJOCO_GL=egl python benchmarks/policy_success.py --preset cpu30 --out runs/bench
+    python benchmarks/policy_success.py --preset readme --tasks lift_red --trials 20   # quicker look
+
+Stages are cached under --out (demo stores, checkpoints): a rerun skips what exists, so an evaluation
+can be repeated without retraining; delete the folder (or pass --fresh) to start over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# torchvision/diffusers (via remix.policy) before MuJoCo's EGL, see robots.sim._load_triton_before_gl
+from remix.policy.augment import AugmentConfig
+from remix.policy.config import ModelConfig
+from remix.policy.data import MixtureConfig
+from remix.policy.inference import DiffusionPolicy
+from remix.policy.train import TrainConfig, train
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+from robots.sim import SimRobot  # noqa: E402
+from robots.sim_scene import TASKS  # noqa: E402
+from teleop.expert_demos import record_expert_demos, run_expert_episode  # noqa: E402
+
+EVAL_SEED_BASE = 100_000
+CONTROL_HZ = 10.0
+STEP = 0.02  # m per control step (0.2 m/s at 10 Hz)
+
+# CPU presets: a small GroupNorm conv net with spatial-softmax keypoints on 64 px frames, proprio state,
+# future-frame goal relabeling, random-shift crops, a 8-step chunk of which 4 are executed.
+MODEL = ModelConfig(cameras=("cam0",), image_size=(64, 64), n_obs=1, horizon=8, encoder="small", pool="spatial_softmax",
+                    keypoints=32, embed_dim=128, hidden_dim=256, num_blocks=3, use_proprio=True)
+AUGMENT = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0.1, contrast=0.1, hue=0.0, shift=0.06)
+PRESETS: dict[str, dict] = {
+    "cpu30": {"steps": 3000, "batch_size": 64},
+    "readme": {"steps": 1000, "batch_size": 64},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu30")
+    parser.add_argument("--tasks", nargs="+", default=sorted(TASKS), choices=sorted(TASKS))
+    parser.add_argument("--demos", type=int, default=50)
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--noise", type=float, default=0.3, help="DART noise, fraction of the step limit")
+    parser.add_argument("--relabel", type=float, default=0.3, help="share of future-frame goals in training")
+    parser.add_argument("--image", type=int, default=64, help="camera and model image size (square)")
+    parser.add_argument("--no-state", action="store_true", help="images and goal image only (no proprio)")
+    parser.add_argument("--exec-horizon", type=int, default=4)
+    parser.add_argument("--max-steps", type=int, default=120, help="step limit of a demo and of a trial")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--out", type=Path, default=Path("runs/policy_success"))
+    parser.add_argument("--fresh", action="store_true", help="re-record and retrain even if cached")
+    return parser.parse_args(argv)
+
+
+def make_robot(task: str, image: int) -> SimRobot:
+    return SimRobot(task=task, cameras={"cam0": (image, image)}, control_mode="blocking", control_hz=CONTROL_HZ,
+                    max_translation=STEP)
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    return replace(MODEL, image_size=(args.image, args.image), use_proprio=not args.no_state)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    preset = PRESETS[args.preset]
+    steps = args.steps or preset["steps"]
+    return TrainConfig(steps=steps, batch_size=args.batch_size or preset["batch_size"], lr=1e-3, warmup_steps=100,
+                       ema_decay=0.995, num_workers=0, device="cpu", log_every=100, val_every=steps, save_every=steps,
+                       progress=False, augment=AUGMENT)
+
+
+def collect(task: str, args: argparse.Namespace, store: Path) -> dict:
+    started = time.monotonic()
+    with make_robot(task, args.image) as robot:
+        report = record_expert_demos(robot, store, range(10 * args.demos), args.demos, args.max_steps,
+                                     noise=args.noise, overwrite=True)
+    return {"demos": report.kept, "expert_failures_in_collection": report.failed,
+            "mean_length": float(np.mean(report.lengths)), "collect_s": round(time.monotonic() - started, 1)}
+
+
+def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
+    policy = DiffusionPolicy.load(checkpoint, exec_horizon=args.exec_horizon)
+    expert_ok, policy_ok, steps_used = 0, 0, []
+    started = time.monotonic()
+    with make_robot(task, args.image) as robot:
+        for trial in range(args.trials):
+            seed = EVAL_SEED_BASE + trial
+            demo = run_expert_episode(robot, seed, args.max_steps)  # this scene's goal: the expert's success frame
+            if demo is None:
+                continue  # no goal for this scene: the policy's trial counts as a failure
+            expert_ok += 1
+            goal = robot.get_observation()
+            observation = robot.reset(seed=seed)
+            policy.reset(goal)
+            for step in range(args.max_steps):
+                robot.send_action(policy.act(observation))
+                observation = robot.get_observation()
+                if robot.check_success():
+                    policy_ok += 1
+                    steps_used.append(step + 1)
+                    break
+    return {"policy_success": policy_ok, "expert_success": expert_ok, "trials": args.trials,
+            "mean_policy_steps": float(np.mean(steps_used)) if steps_used else None,
+            "eval_s": round(time.monotonic() - started, 1)}
+
+
+def run_task(task: str, args: argparse.Namespace) -> dict:
+    root = args.out / task
+    store = root / "demos.zarr"
+    result: dict = {"task": task}
+    if args.fresh or not (root / "collect.json").exists():
+        (root).mkdir(parents=True, exist_ok=True)
+        (root / "collect.json").write_text(json.dumps(collect(task, args, store)))
+    result.update(json.loads((root / "collect.json").read_text()))
+    config = train_config(args)
+    run_dir = root / f"policy_{args.preset}_{config.steps}"
+    if args.fresh or not (run_dir / "train.json").exists():
+        started = time.monotonic()
+        mixture = MixtureConfig(stores=(str(store),), val_fraction=0.0, goal_relabel=args.relabel)
+        checkpoint = train(model_config(args), mixture, config, run_dir, overwrite=True)
+        (run_dir / "train.json").write_text(json.dumps({"checkpoint": str(checkpoint),
+                                                        "train_s": round(time.monotonic() - started, 1)}))
+    trained = json.loads((run_dir / "train.json").read_text())
+    result.update(train_s=trained["train_s"], steps=config.steps, batch_size=config.batch_size)
+    result.update(evaluate(task, args, Path(trained["checkpoint"])))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"policy_success: preset={args.preset} threads={args.threads} image={args.image} "
+          f"state={not args.no_state} demos={args.demos} trials={args.trials}", flush=True)
+    rows = []
+    for task in args.tasks:
+        row = run_task(task, args)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\n{'task':<20} {'policy':>8} {'expert':>8} {'train min':>10} {'steps':>6}  threads={args.threads}")
+    for row in rows:
+        print(f"{row['task']:<20} {row['policy_success']:>4}/{row['trials']:<3} {row['expert_success']:>4}/{row['trials']:<3}"
+              f" {row['train_s'] / 60:>10.1f} {row['steps']:>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
