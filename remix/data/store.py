@@ -168,10 +168,12 @@ class EpisodeStore:
         cameras: Mapping[str, tuple[int, int]] | None = None,
         state_names: Sequence[str] | None = None,
         overwrite: bool = False,
+        shard_frames: int = 0,
     ) -> EpisodeStore:
         """Create an empty store, locked for writing; refuses to replace an existing path unless `overwrite`.
 
-        It is built in a hidden folder and renamed into place, so no kill leaves a half-made store."""
+        It is built in a hidden folder and renamed into place, so no kill leaves a half-made store.
+        `shard_frames` > 0 packs that many image frames into one zarr shard file (fewer files on big stores)."""
         path = Path(path)
         if path.exists() and not overwrite:
             raise StoreError(f"{path} already exists; open it with mode='a' to append, or pass overwrite=True")
@@ -199,6 +201,7 @@ class EpisodeStore:
                 "cameras": {name: [int(h), int(w)] for name, (h, w) in (cameras or {}).items()},
                 "state_names": list(state_names) if state_names is not None else None,
                 "write_empty_chunks": True,
+                **({"shard_frames": int(shard_frames)} if shard_frames else {}),
             }
         )
         group.create_array("meta/episode_ends", shape=(0,), dtype="int64", chunks=(LOWDIM_CHUNK,),
@@ -479,12 +482,15 @@ class EpisodeStore:
         name = f"data/{key}"
         if name in self._group:
             return self._group[name]
+        shards = None
         if key.startswith("images/"):
             chunks = (1, *value.shape[1:])
+            frames = int(self.attrs.get("shard_frames") or 0)
+            shards = (frames, *value.shape[1:]) if frames > 1 else None
         else:
             chunks = (LOWDIM_CHUNK, *value.shape[1:])
         return self._group.create_array(name, shape=(0, *value.shape[1:]), dtype=value.dtype, chunks=chunks,
-                                        compressors=_COMPRESSORS)
+                                        shards=shards, compressors=_COMPRESSORS)
 
     def _write_field(self, name: str, value: Any) -> None:
         path = f"meta/{name}"
@@ -649,7 +655,7 @@ class EpisodeStore:
             return None
         for coords in _chunk_coords(array, rows):
             if not (self.path / array.path / array.metadata.encode_chunk_key(coords)).exists():
-                return coords[0]
+                return coords[0] * (array.shards or array.chunks)[0] // array.chunks[0]
         return None
 
     def _unreadable_chunk(self, array: zarr.Array, name: str, rows: int) -> str | None:
@@ -708,7 +714,9 @@ def _lock_holder(path: Path) -> str:
 
 
 def _chunk_coords(array: zarr.Array, rows: int) -> Iterator[tuple[int, ...]]:
-    grid = [int(np.ceil(rows / array.chunks[0]))] + [int(n) for n in array.cdata_shape[1:]]
+    """Coordinates of the stored objects (shards when sharded, else chunks) holding rows [0, rows)."""
+    unit = array.shards or array.chunks
+    grid = [int(np.ceil(rows / unit[0]))] + [int(np.ceil(n / u)) for n, u in zip(array.shape[1:], unit[1:])]
     yield from np.ndindex(*grid)
 
 
