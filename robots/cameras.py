@@ -7,6 +7,7 @@ than `max_age_s` are refused as stale (a frozen USB stream looks like a robot th
 
 from __future__ import annotations
 
+import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -161,24 +162,38 @@ class MockCamera(Camera):
         return image, time.time()
 
 
+CAMERA_TARGETS = {"realsense": "robots.realsense.RealSenseCamera", "opencv": "robots.cameras.OpenCVCamera",
+                  "mock": "robots.cameras.MockCamera"}
+
+
+def camera_class(name: str, target: Any) -> type[Camera]:
+    """The Camera subclass a config's `_target_` (module.Class) names; imported only now (SDKs stay lazy)."""
+    module_name, _, class_name = str(target).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name) if module_name else None
+    except ImportError as error:
+        raise ConfigError(f"camera {name!r}: cannot import {target!r} ({error})") from None
+    except AttributeError:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, Camera)):
+        raise ConfigError(f"camera {name!r} has unknown _target_ {target!r}; use one of {sorted(CAMERA_TARGETS.values())}")
+    return cls
+
+
 def make_cameras(specs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Camera]:
-    """Build cameras from config: {name: {type: realsense|opencv|mock, height, width, ...}}."""
+    """Build cameras from config: {name: {_target_: robots.realsense.RealSenseCamera, height, width, ...}}."""
     cameras: dict[str, Camera] = {}
     for name, spec in (specs or {}).items():
         spec = dict(spec)
-        kind = spec.pop("type", None)
+        if "type" in spec:  # the old plug-in key: say what replaces it
+            new = CAMERA_TARGETS.get(str(spec["type"]), "robots.realsense.RealSenseCamera")
+            raise ConfigError(f"camera {name!r}: 'type: {spec['type']}' is now '_target_: {new}'")
+        if "_target_" not in spec:
+            raise ConfigError(f"camera {name!r} has no _target_; use one of {sorted(CAMERA_TARGETS.values())}")
+        cls = camera_class(name, spec.pop("_target_"))
         crop = tuple(spec.pop("crop")) if spec.get("crop") is not None else spec.pop("crop", None)
         try:
-            if kind == "opencv":
-                cameras[name] = OpenCVCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
-            elif kind == "mock":
-                cameras[name] = MockCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
-            elif kind == "realsense":
-                from robots.realsense import RealSenseCamera
-
-                cameras[name] = RealSenseCamera(name, crop=crop, **spec)  # type: ignore[arg-type]
-            else:
-                raise ConfigError(f"camera {name!r} has unknown type {kind!r}; use 'realsense', 'opencv' or 'mock'")
+            cameras[name] = cls(name, crop=crop, **spec)  # type: ignore[call-arg]
         except TypeError as error:
             raise ConfigError(f"camera {name!r} config is invalid ({error}); see configs/robot/*.yaml for the keys") from None
     return cameras

@@ -5,7 +5,8 @@ purpose, not lazily: loading triton's native module *after* MuJoCo has created a
 segfaults, and rollouts connect a sim robot before they load a checkpoint.
 """
 
-from remix.policy.base import Policy, ReplayPolicy, ScriptedPolicy, load_policy
+from remix.policy.base import Policy, ReplayPolicy, ScriptedPolicy
 from remix.policy.inference import DiffusionPolicy
+from remix.policy.loading import load_policy
 
 __all__ = ["DiffusionPolicy", "Policy", "ReplayPolicy", "ScriptedPolicy", "load_policy"]

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from remix.common.cli import hydra_main
 from remix.common.errors import ConfigError, RemixError
 from remix.common.rpc import RpcServer
-from remix.policy.base import Policy, load_policy
+from remix.policy.base import Policy
+from remix.policy.loading import load_policy
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import pytest
 
 from remix.common.errors import RemixError
 from remix.policy import ReplayPolicy, ScriptedPolicy, load_policy
-from remix.policy.base import parse_replay_spec, validate_action
+from remix.policy.base import validate_action
+from remix.policy.loading import parse_replay_spec
 from tests.policy.conftest import FakeSimRobot
 
 

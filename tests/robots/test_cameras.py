@@ -44,18 +44,22 @@ def test_transform_crops_then_resizes() -> None:
 
 
 def test_camera_config_errors_are_one_line() -> None:
-    with pytest.raises(ConfigError, match="unknown type 'webcam'"):
-        make_cameras({"cam0": {"type": "webcam", "height": 64, "width": 64}})
+    with pytest.raises(ConfigError, match="unknown _target_ 'robots.cameras.Webcam'"):
+        make_cameras({"cam0": {"_target_": "robots.cameras.Webcam", "height": 64, "width": 64}})
+    with pytest.raises(ConfigError, match="cannot import 'nowhere.Cam'"):
+        make_cameras({"cam0": {"_target_": "nowhere.Cam", "height": 64, "width": 64}})
     with pytest.raises(ConfigError, match="config is invalid"):
-        make_cameras({"cam0": {"type": "mock", "height": 64, "width": 64, "colour": "red"}})
+        make_cameras({"cam0": {"_target_": "robots.cameras.MockCamera", "height": 64, "width": 64, "colour": "red"}})
+    with pytest.raises(ConfigError, match=r"'type: realsense' is now '_target_: robots.realsense.RealSenseCamera'"):
+        make_cameras({"cam0": {"type": "realsense", "serial": "1", "height": 64, "width": 64}})
 
 
 def test_several_mock_cameras_on_a_real_robot_config_and_camera_loss() -> None:
     pytest.importorskip("franky")  # the Franka backend builds real franky motion objects
     from robots.franka import FrankaRobot
 
-    robot = FrankaRobot(robot_factory=FakeFrankaArm, cameras={"cam0": {"type": "mock", "height": 48, "width": 64},
-                                                              "wrist": {"type": "mock", "height": 32, "width": 32}})
+    robot = FrankaRobot(robot_factory=FakeFrankaArm, cameras={"cam0": {"_target_": "robots.cameras.MockCamera", "height": 48, "width": 64},
+                                                              "wrist": {"_target_": "robots.cameras.MockCamera", "height": 32, "width": 32}})
     assert robot.observation_spec.cameras == {"cam0": (48, 64), "wrist": (32, 32)}
     with robot:
         obs = robot.reset()
