@@ -3,7 +3,8 @@
 Why per domain: domains record actions in different units and scales. Group DRO compares losses
 across domains, so their action distributions must be aligned first; the paper's Table 1 shows that
 with `bounds` normalization a pure-noise domain soaks up almost all the weight, while per-domain
-Gaussian normalization fixes that. `bounds` is kept to reproduce that failure mode.
+Gaussian normalization fixes that. `bounds` is kept to reproduce that failure mode, and `global`
+(one Gaussian fitted on all domains pooled: no per-domain normalization) for the ablation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from remix.common.errors import ConfigError, RemixError
 
-NormalizationMode = Literal["gaussian", "bounds", "none"]
+NormalizationMode = Literal["gaussian", "global", "bounds", "none"]
 BinKind = Literal["uniform", "gaussian"]
 
 _ZERO_SPREAD = 1e-6
@@ -62,7 +63,8 @@ class DomainActionStats:
 class ActionNormalizer:
     """Maps each domain's raw actions to a shared, comparable scale (and back).
 
-    gaussian: (a - mean_d) / std_d per dimension; bounds: [min_d, max_d] -> [-1, 1]; none: identity.
+    gaussian: (a - mean_d) / std_d per dimension; global: the same with mean and std of all domains
+    pooled; bounds: [min_d, max_d] -> [-1, 1]; none: identity.
     A dimension whose spread is (near) zero maps to 0 instead of dividing by zero. Gripper
     dimensions stay raw when `normalize_gripper` is false (the release's choice).
     """
@@ -81,14 +83,17 @@ class ActionNormalizer:
         gripper_dims: Sequence[int] = (),
         normalize_gripper: bool = False,
     ) -> ActionNormalizer:
-        if mode not in ("gaussian", "bounds", "none"):
-            raise ConfigError(f"unknown normalization {mode!r}; use gaussian, bounds or none")
+        if mode not in ("gaussian", "global", "bounds", "none"):
+            raise ConfigError(f"unknown normalization {mode!r}; use gaussian, global, bounds or none")
         dims = {name: np.shape(a)[-1] for name, a in actions_by_domain.items()}
         if len(set(dims.values())) > 1:
             raise RemixError(
                 f"action dims differ across domains {dims}; convert the stores to one action space first"
             )
         stats = {name: DomainActionStats.of(a, name) for name, a in actions_by_domain.items()}
+        if mode == "global" and stats:
+            pooled = DomainActionStats.of(np.concatenate(list(actions_by_domain.values())), "all domains")
+            stats = dict.fromkeys(stats, pooled)
         action_dim = next(iter(dims.values())) if dims else 0
         bad = [d for d in gripper_dims if not 0 <= d < action_dim]
         if bad:
@@ -100,7 +105,7 @@ class ActionNormalizer:
         if domain not in self.stats:
             raise RemixError(f"no normalization statistics for domain {domain!r}; refit or use the right run")
         s = self.stats[domain]
-        if self.mode == "gaussian":
+        if self.mode in ("gaussian", "global"):
             shift, scale = np.array(s.mean), np.array(s.std)
         elif self.mode == "bounds":
             low, high = np.array(s.low), np.array(s.high)

@@ -95,6 +95,7 @@ class WindowSpec:
     horizon: int = 1
     use_state: bool = True
     cameras: tuple[str, ...] = ()
+    continuous: bool = False  # also hold the normalized actions themselves (regression-loss ablation)
 
 
 class EncodedWindows(Dataset):
@@ -129,6 +130,8 @@ class EncodedWindows(Dataset):
             "domain": torch.tensor(d),
             "index": torch.tensor(int(index)),
         }
+        if self.spec.continuous:
+            item["actions"] = torch.from_numpy(np.asarray(actions, dtype=np.float32))
         if self.spec.use_state:
             item["state"] = torch.from_numpy(np.asarray(window["obs"]["state"], dtype=np.float32))
             item["goal/state"] = torch.from_numpy(np.asarray(window["goal"]["state"], dtype=np.float32))
@@ -242,14 +245,15 @@ def prepare_data(
     else:
         state_mean, state_std, state_dim = torch.zeros(1), torch.ones(1), 0
     names = [d.name for d in domains]
-    marginals = {
-        name: marginal_nll(
-            binner.encode(normalizer.normalize(actions[name], name)),
-            binner.encode(normalizer.normalize(val_actions[name], name)),
-            binner.n_bins,
-        )
-        for name in names
-    }
+    marginals = {}
+    for name in names:
+        train_actions = normalizer.normalize(actions[name], name)
+        held_out = normalizer.normalize(val_actions[name], name)
+        if spec.continuous:  # the L2 loss of always predicting the training mean
+            error = held_out - train_actions.mean(0)
+            marginals[name] = float(0.5 * np.square(error).sum(-1).mean()) if len(held_out) else float("nan")
+        else:
+            marginals[name] = marginal_nll(binner.encode(train_actions), binner.encode(held_out), binner.n_bins)
     return PreparedData(
         domains=list(domains),
         normalizer=normalizer,

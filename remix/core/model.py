@@ -38,6 +38,7 @@ class PolicyConfig:
     state_hidden: int = 128
     hidden_dims: tuple[int, ...] = (512, 512, 512)
     dropout: float = 0.0
+    continuous: bool = False  # ablation (paper Fig. 4): regress normalized actions, L2 loss, no bins
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -120,7 +121,8 @@ class DiscretePolicy(nn.Module):
         self.register_buffer("state_mean", torch.zeros(max(config.state_dim, 1)))
         self.register_buffer("state_std", torch.ones(max(config.state_dim, 1)))
         self.trunk, trunk_out = _mlp(features, config.hidden_dims, config.dropout)
-        self.head = nn.Linear(trunk_out, config.horizon * config.action_dim * config.n_bins)
+        outputs_per_dim = 1 if config.continuous else config.n_bins
+        self.head = nn.Linear(trunk_out, config.horizon * config.action_dim * outputs_per_dim)
 
     def set_state_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Input standardization of the low-dim state (zero-spread dims are left unscaled)."""
@@ -128,7 +130,7 @@ class DiscretePolicy(nn.Module):
         self.state_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Logits (B, horizon, action_dim, n_bins)."""
+        """Logits (B, horizon, action_dim, n_bins); with `continuous`, actions (B, horizon, action_dim)."""
         c = self.config
         features = []
         for cam, encoder in self.image_encoders.items():
@@ -152,6 +154,8 @@ class DiscretePolicy(nn.Module):
                 state = (state - self.state_mean) / self.state_std
             features.append(self.state_encoder(state.flatten(1)))
         logits = self.head(self.trunk(torch.cat(features, dim=-1)))
+        if c.continuous:
+            return logits.view(-1, c.horizon, c.action_dim)
         return logits.view(-1, c.horizon, c.action_dim, c.n_bins)
 
     def nll(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -170,10 +174,15 @@ class DiscretePolicy(nn.Module):
 def sequence_nll(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Per-sample NLL (B,): cross-entropy summed over action dims, averaged over valid chunk steps.
 
-    A free function so that training calls the (possibly DDP-wrapped) module's forward itself.
+    A free function so that training calls the (possibly DDP-wrapped) module's forward itself. For a
+    continuous policy (outputs (B, horizon, action_dim)) it is the Gaussian NLL with unit variance up to
+    its constant: half the squared error to the normalized actions, summed over dims.
     """
     bins = batch["bins"]
-    ce = F.cross_entropy(logits.flatten(0, 2), bins.flatten(), reduction="none").view(bins.shape).sum(-1)
+    if logits.dim() == 3:
+        ce = 0.5 * (logits - batch["actions"].to(logits.dtype)).square().sum(-1)
+    else:
+        ce = F.cross_entropy(logits.flatten(0, 2), bins.flatten(), reduction="none").view(bins.shape).sum(-1)
     valid = batch["valid"].to(ce.dtype)
     return (ce * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
 

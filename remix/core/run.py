@@ -80,6 +80,7 @@ class ActionSettings:
     normalize_gripper: bool = False
     bins: str = "gaussian"
     n_bins: int = 100
+    continuous: bool = False  # ablation (paper Fig. 4): regress normalized actions (L2) instead of bins
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ def _policy_config(settings: WeightsSettings, data: PreparedData) -> PolicyConfi
         state_hidden=m.state_hidden,
         hidden_dims=tuple(m.hidden_dims),
         dropout=m.dropout,
+        continuous=settings.actions.continuous,
     )
 
 
@@ -352,7 +354,7 @@ def data_stage(settings: WeightsSettings, dist_info: DistInfo, console: Console)
     m, a = settings.model, settings.actions
     data = prepare_data(
         domains,
-        WindowSpec(m.n_obs, m.horizon, m.use_state, tuple(m.cameras)),
+        WindowSpec(m.n_obs, m.horizon, m.use_state, tuple(m.cameras), a.continuous),
         a.normalization,
         a.normalize_gripper,
         a.bins,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class ReferenceConfig:
     # a domain whose val NLL never falls more than min_gain x its marginal NLL below it is unlearnable and
     # does not stop the reference (early_stop.py); None: no domain is called unlearnable (the release)
     min_gain: float | None = 0.02
+    past_chosen_evals: int = 0  # ablation (paper Fig. 4): take the checkpoint this many evals after the chosen one
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:
@@ -272,7 +273,8 @@ def train_reference(
                 usable_baselines,
                 min_gain,
             )
-            if selection.final and config.stop_when_overfit:
+            past = len(eval_steps) - 1 - selection.index
+            if selection.final and config.stop_when_overfit and past >= config.past_chosen_evals:
                 break
     bar.close()
     if selection is None:  # resumed from the state saved at the last step
@@ -284,6 +286,15 @@ def train_reference(
             config.patience,
             usable_baselines,
             min_gain,
+        )
+    if config.past_chosen_evals > 0:  # ablation: a reference that has overfit (paper Fig. 4, left)
+        index = min(selection.index + config.past_chosen_evals, len(eval_steps) - 1)
+        selection = replace(
+            selection,
+            step=eval_steps[index],
+            index=index,
+            reason=f"{selection.reason}; ablation reference.past_chosen_evals={config.past_chosen_evals}: "
+            f"took step {eval_steps[index]} instead",
         )
     return ReferenceResult(
         steps_run=step,
