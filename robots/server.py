@@ -18,8 +18,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from remix.common.cli import hydra_main
-from remix.common.errors import ConfigError
-from remix.common.rpc import RpcServer
+from remix.common.errors import ConfigError, RemixError
+from remix.common.rpc import RpcServer, current_request
 from robots.robot import Observation, Robot, make_robot
 from robots.sim_interface import SimulatedRobot
 
@@ -49,7 +49,7 @@ class RobotServer:
             "reset": lambda seed=None: observation_to_wire(robot.reset(seed=seed)),
             "get_observation": lambda: observation_to_wire(robot.get_observation()),
             "send_action": self.send_action,
-            "stop": robot.stop,
+            "stop": self.stop,
             "resume": robot.resume,
             "check_success": robot.check_success,
             "release": self.release,
@@ -58,10 +58,16 @@ class RobotServer:
         if isinstance(robot, SimulatedRobot):  # a simulator: its tasks and expert are served too
             handlers.update({"tasks": lambda: list(robot.tasks), "set_task": robot.set_task,
                              "expert_action": robot.expert_action})
+        self._last_stop_ns = 0  # when (server clock) the client sent its latest stop
+        self.dropped_actions = 0
         self.rpc = RpcServer(handlers, host=host, port=port, token=token)
         if stop_port is None:
             stop_port = 0 if port == 0 else port + 1
-        self.stop_rpc = RpcServer({"stop": robot.stop}, host=host, port=stop_port, token=token)
+        try:
+            self.stop_rpc = RpcServer({"stop": self.stop}, host=host, port=stop_port, token=token)
+        except Exception:
+            self.rpc.close()
+            raise
 
     def info(self) -> dict[str, Any]:
         robot = self.robot
@@ -79,7 +85,19 @@ class RobotServer:
             "stop_port": self.stop_rpc.port,
         }
 
+    def stop(self) -> None:
+        """Stop always wins: an action the client sent before this stop is dropped, whenever it arrives."""
+        request = current_request()
+        if request is not None:
+            self._last_stop_ns = max(self._last_stop_ns, request.sent_ns)
+        self.robot.stop()
+
     def send_action(self, action: Any) -> dict[str, Any]:
+        request = current_request()
+        if request is not None and request.sent_ns <= self._last_stop_ns:
+            self.dropped_actions += 1
+            self.robot.events.note(f"{self.robot.name}: dropped an action sent before the operator's stop")
+            raise RemixError("action dropped: it was sent before a stop; reset() or resume() first")
         applied = self.robot.send_action(np.asarray(action, dtype=np.float64))
         return {"applied": applied, "events": event_counters(self.robot)}
 
@@ -125,8 +143,8 @@ def run_server(cfg: DictConfig) -> None:
         raise ConfigError("remix-robot-server serves a local backend; choose robot=widowx|franka|mock|sim, not remote")
     port, stop_port = _port(cfg.port, "port"), None if cfg.stop_port is None else _port(cfg.stop_port, "stop_port")
     with make_robot(cfg.robot) as robot:
-        server = RobotServer(robot, host=str(cfg.host), port=port, token=cfg.token or None, stop_port=stop_port)
-        print(f"serving {robot.name} ({robot.control_mode.value}, {robot.control_hz:g} Hz) on {server.rpc.address} "
+        server = RobotServer(robot, host=str(cfg.host), port=port, token=cfg.token, stop_port=stop_port)
+        print(f"serving {robot.name} ({robot.control_mode.value}, {robot.control_hz:g} Hz) on {server.rpc.bind_address} "
               f"(stop channel port {server.stop_rpc.port}){'' if cfg.token else ', no token'}; Ctrl-C to stop", flush=True)
         server.serve_forever()
 

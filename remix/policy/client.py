@@ -8,10 +8,12 @@ can hold the robot instead of waiting forever.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from remix.common.errors import RemixError
 from remix.common.rpc import RpcClient
 from remix.policy.base import Policy, validate_action
 
@@ -28,11 +30,15 @@ def observation_message(observation: Observation) -> dict[str, Any]:
     }
 
 
+TOKEN_ENV = "REMIX_POLICY_TOKEN"  # the policy server's shared token when none is given
+
+
 class RemotePolicy(Policy):
     """A policy served at `tcp://host:port`."""
 
-    def __init__(self, address: str, token: str | None = None, timeout_s: float = 10.0, **_ignored: Any) -> None:
+    def __init__(self, address: str, token: object = None, timeout_s: float = 10.0, **_ignored: Any) -> None:
         self.address = address
+        token = os.environ.get(TOKEN_ENV) if token is None else token
         self.client = RpcClient(address, token=token, timeout_s=timeout_s)
         self.info: dict[str, Any] = self.client.call("info")
 
@@ -43,4 +49,9 @@ class RemotePolicy(Policy):
         return validate_action(self.client.call("act", observation_message(observation)), f"policy server {self.address}")
 
     def close(self) -> None:
+        """Give the server's episode up (another client may start one), then close the socket."""
+        try:
+            self.client.call("release", timeout_s=1.0)
+        except RemixError:
+            pass  # a dead or older server: nothing to release
         self.client.close()

@@ -10,6 +10,7 @@ a time: a second rollout calling `reset` starts a new episode for the policy.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from remix.common.cli import hydra_main
 from remix.common.errors import ConfigError, RemixError
-from remix.common.rpc import RpcServer
+from remix.common.rpc import RpcServer, current_request
 from remix.policy.base import Policy
 from remix.policy.loading import load_policy
+
+MAX_IMAGE_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -40,23 +43,55 @@ class WireObservation:
         if state.ndim != 1:
             raise RemixError(f"observation state has shape {state.shape}; send a flat (7,) float32 state")
         images = {str(k): np.asarray(v) for k, v in message["images"].items()}
+        for name, image in images.items():
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or max(image.shape[:2]) > MAX_IMAGE_SIDE:
+                raise RemixError(f"observation image {name!r} is {image.dtype} {image.shape}; send uint8 HxWx3 frames "
+                                 f"of at most {MAX_IMAGE_SIDE} pixels a side")
         return cls(images, state, dict(message.get("timestamps") or {}))
 
 
-def policy_handlers(policy: Policy, spec: str) -> dict[str, Any]:
+def policy_handlers(policy: Policy, spec: str, owner_idle_s: float = 30.0) -> dict[str, Any]:
     """The RPC methods that expose `policy`."""
     config = getattr(policy, "config", None)
     info = {"spec": spec, "type": type(policy).__name__,
             "cameras": list(config.cameras) if config is not None else [],
             "target_domain": getattr(policy, "target_domain", None)}
 
+    session = PolicySession(owner_idle_s)
+
     def reset(goal: Any) -> None:
+        session.claim("reset")
         policy.reset(WireObservation.from_message(goal))
 
     def act(observation: Any) -> np.ndarray:
+        session.claim("act")
         return policy.act(WireObservation.from_message(observation))
 
-    return {"info": lambda: info, "reset": reset, "act": act}
+    return {"info": lambda: info, "reset": reset, "act": act, "release": session.release}
+
+
+class PolicySession:
+    """One owner per policy episode: a second client's `reset`/`act` is refused (it would silently restart or
+    interleave the first client's episode) until the owner releases it or stays silent `owner_idle_s`."""
+
+    def __init__(self, owner_idle_s: float = 30.0) -> None:
+        self.owner_idle_s = float(owner_idle_s)
+        self.owner: bytes | None = None
+        self._last = 0.0
+
+    def claim(self, method: str) -> None:
+        request = current_request()
+        client = request.client_id if request is not None else None
+        now = time.monotonic()
+        if self.owner is not None and client != self.owner and now - self._last < self.owner_idle_s:
+            raise RemixError(f"policy {method} refused: the server is running another client's episode (its last call "
+                             f"{now - self._last:.1f} s ago); wait for it to end or start another remix-policy-server")
+        self.owner, self._last = client, now
+
+    def release(self) -> None:
+        request = current_request()
+        if request is None or request.client_id == self.owner:
+            self.owner = None
 
 
 def policy_server(policy: Policy, spec: str, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> RpcServer:
@@ -77,8 +112,12 @@ def main(cfg: DictConfig) -> int:
     options = {k: v for k, v in OmegaConf.to_container(cfg.inference, resolve=True).items() if v is not None}
     spec = str(cfg.policy)
     policy = load_policy(spec, **(options if not spec.startswith(("replay:", "scripted:", "tcp://")) else {}))
-    server = policy_server(policy, spec, host=cfg.host, port=int(cfg.port), token=cfg.token or None)
-    print(f"serving {spec} at {server.address} (Ctrl-C to stop)", flush=True)
+    try:
+        server = policy_server(policy, spec, host=str(cfg.host), port=int(cfg.port), token=cfg.token)
+    except BaseException:
+        policy.close()
+        raise
+    print(f"serving {spec} on {server.bind_address}{'' if cfg.token else ', no token'} (Ctrl-C to stop)", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()

@@ -94,3 +94,28 @@ def test_policy_server_cli_serves_until_terminated(tmp_path):
         server.send_signal(signal.SIGTERM)
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0 and "serving replay:" in out
+
+
+def test_one_owner_per_policy_episode():
+    actions = np.tile(np.array([0.01, 0, 0, 0, 0, 0, 1], np.float32), (4, 1))
+    with policy_server(ReplayPolicy(actions), "replay", token="abc") as server:
+        first, second = RemotePolicy(server.address, token="abc"), RemotePolicy(server.address, token="abc")
+        first.reset(make_observation())
+        np.testing.assert_array_equal(first.act(make_observation()), actions[0])
+        for call in (lambda: second.reset(make_observation()), lambda: second.act(make_observation())):
+            with pytest.raises(RemixError, match="running another client's episode"):
+                call()
+        np.testing.assert_array_equal(first.act(make_observation()), actions[1])  # the first episode is intact
+        first.close()  # releases the episode
+        second.reset(make_observation())
+        np.testing.assert_array_equal(second.act(make_observation()), actions[0])
+        second.close()
+
+
+def test_policy_token_from_the_environment_and_huge_images_refused(monkeypatch):
+    monkeypatch.setenv("REMIX_POLICY_TOKEN", "from-env")
+    with policy_server(ReplayPolicy(np.zeros((2, 7), np.float32)), "replay", token="from-env") as server:
+        remote = RemotePolicy(server.address)
+        with pytest.raises(RemixError, match="at most 4096 pixels"):
+            remote.client.call("act", {"images": {"cam0": np.zeros((5000, 8, 3), np.uint8)}, "state": np.zeros(7, np.float32)})
+        remote.close()

@@ -151,3 +151,52 @@ def test_robot_server_cli_rejects_remote_and_unknown_keys() -> None:
     assert result.returncode != 0 and "colour" in result.stderr
     result = subprocess.run([*run, "port=abc"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "error: port='abc' is not a port number" in result.stderr
+
+
+def test_a_timed_out_action_does_not_run_after_stop_when_a_frozen_server_resumes() -> None:
+    """The server freezes (SIGSTOP); the client's action and then its stop time out; the server resumes.
+    Before: the old action ran (the arm moved 5 cm) and the stop was lost. Now: the arm ends stopped, unmoved."""
+    port = 6800 + os.getpid() % 1000
+    proc = subprocess.Popen([sys.executable, "-c", "from robots.server import main; main()", "robot=mock", f"port={port}",
+                             "robot.control_mode=blocking", "token=tok"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving mock" in proc.stdout.readline()
+        with RemoteRobot(f"tcp://127.0.0.1:{port}", token="tok", timeout_s=0.5) as robot:
+            start = robot.reset().state[:3].copy()
+            robot.send_action([0.0, 0, 0, 0, 0, 0, 1])  # the clocks are known before the freeze
+            os.kill(proc.pid, signal.SIGSTOP)
+            with pytest.raises(RemixError):
+                robot.send_action([0.05, 0, 0, 0, 0, 0, 1])
+            with pytest.raises(RemixError):
+                robot.stop()  # stop channel and main channel both time out
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(1.0)  # the server works off its queue: the stale action and the stop
+        with RemoteRobot(f"tcp://127.0.0.1:{port}", token="tok", timeout_s=5.0) as robot:
+            np.testing.assert_allclose(robot.get_observation().state[:3], start, atol=1e-6)
+            events = robot._call("events")["messages"]
+            assert any("stop requested" in m for m in events), events
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+
+
+def test_an_action_sent_before_a_stop_is_dropped_whatever_the_order_it_arrives_in() -> None:
+    arm = MockRobot()
+    with serve(arm) as server:
+        with RemoteRobot(server.rpc.address, token="tok") as robot:
+            robot.reset()
+            handler = server.send_action
+            late_action = {}
+
+            def delayed(action):  # the action is held up in the server while the stop overtakes it
+                if not late_action:
+                    late_action["sent"] = True
+                    robot.stop()  # the stop is sent after the action, on the stop channel, and handled first
+                return handler(action)
+
+            server.rpc.handlers["send_action"] = delayed
+            with pytest.raises(RemixError, match="sent before a stop"):
+                robot.send_action([0.05, 0, 0, 0, 0, 0, 1])
+            assert arm.stopped and server.dropped_actions == 1
+    arm.disconnect()

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from remix.common import rpc
 from remix.common.errors import ConfigError, HardwareError
 from remix.common.rpc import RpcClient, RpcError, RpcServer, RpcTimeout, pack, unpack
 from robots.robot import RobotFault
@@ -120,12 +121,8 @@ def test_timeout_then_the_client_recovers(server: RpcServer) -> None:
 
 
 def test_server_survives_a_client_that_disconnects_mid_call(server: RpcServer) -> None:
-    socket = zmq.Context.instance().socket(zmq.REQ)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(server.address)
-    socket.send(pack({"method": "slow", "args": [0.2], "kwargs": {}, "token": "secret"}))
-    time.sleep(0.05)
-    socket.close()  # gone before the reply
+    with RpcClient(server.address, token="secret", timeout_s=0.05) as gone, pytest.raises(RpcTimeout):
+        gone.call("slow", 0.2)  # the client gives up (and drops its socket) before the reply
     with RpcClient(server.address, token="secret", timeout_s=3.0) as client:
         assert client.call("echo", "next") == "next"
     assert server.calls_log == ["slow"]  # type: ignore[attr-defined]
@@ -141,3 +138,107 @@ def test_bad_addresses_and_ports(server: RpcServer) -> None:
         RpcClient("localhost:5555")
     with pytest.raises(RpcError, match="cannot bind"):
         RpcServer({}, port=server.port)
+
+
+# ------------------------------------------------------------------ authentication, replay, size, deadlines
+def _raw_send(address: str, frame: bytes) -> bytes:
+    socket = zmq.Context.instance().socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(address)
+    try:
+        socket.send(frame)
+        assert socket.poll(3000), "the server must answer"
+        return socket.recv()
+    finally:
+        socket.close()
+
+
+class _Recorder(zmq.Socket):
+    """A REQ socket that keeps a copy of every frame it sends (an eavesdropper's capture)."""
+
+    sent: list[bytes] = []
+
+    def send(self, data, *args, **kwargs):  # type: ignore[override]
+        _Recorder.sent.append(bytes(data))
+        return super().send(data, *args, **kwargs)
+
+
+def test_nothing_is_unpacked_before_the_token_is_checked(server: RpcServer, monkeypatch) -> None:
+    unpacked: list[int] = []
+    real_unpack = rpc.unpack
+    monkeypatch.setattr(rpc, "unpack", lambda data: unpacked.append(len(data)) or real_unpack(data))
+    with RpcClient(server.address, token="wrong") as client, pytest.raises(RpcError, match="token rejected"):
+        client.call("echo", np.zeros(1_000_000, np.uint8))
+    server_side = [n for n in unpacked if n > 1000]  # the client unpacks only the small error reply
+    assert server_side == [] and server.rejected == 1
+
+
+def test_a_captured_request_does_not_replay(server: RpcServer, monkeypatch) -> None:
+    _Recorder.sent = []
+    monkeypatch.setattr(zmq.Context, "_socket_class", _Recorder)
+    with RpcClient(server.address, token="secret") as client:
+        assert client.call("echo", "move 5 cm") == "move 5 cm"
+    monkeypatch.undo()
+    captured = _Recorder.sent[-1]
+    calls = server.calls
+    reply = _raw_send(server.address, captured)  # the eavesdropper replays it byte for byte
+    assert server.calls == calls and b"replayed" in reply
+
+
+def test_a_replay_after_a_server_restart_is_refused(server: RpcServer, monkeypatch) -> None:
+    _Recorder.sent = []
+    monkeypatch.setattr(zmq.Context, "_socket_class", _Recorder)
+    with RpcClient(server.address, token="secret") as client:
+        client.call("echo", 1)
+    monkeypatch.undo()
+    with RpcServer({"echo": lambda x: x}, token="secret") as restarted:
+        reply = _raw_send(restarted.address, _Recorder.sent[-1])
+        assert restarted.calls == 0 and b"restarted" in reply
+        with RpcClient(restarted.address, token="secret") as client:  # a real client says hello again
+            assert client.call("echo", 2) == 2
+
+
+def test_oversized_messages_are_refused_in_one_line(server: RpcServer) -> None:
+    with RpcClient(server.address, token="secret") as client, pytest.raises(RpcError, match="over the 32 MiB rpc limit"):
+        client.call("echo", np.zeros(rpc.MAX_MESSAGE_BYTES + 1, np.uint8))
+    big = rpc._frame(rpc._REQUEST, b"secret", bytes(16), 1, 0, 1000, bytes(16), bytes(rpc.MAX_MESSAGE_BYTES + 10))
+    socket = zmq.Context.instance().socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(server.address)
+    socket.send(big)
+    assert not socket.poll(500), "the server drops an oversized message at the socket, unread"
+    socket.close()
+    with RpcClient(server.address, token="secret") as client:
+        assert client.call("echo", 3) == 3
+
+
+@pytest.mark.parametrize("token", [1234, "s\u00e9same-\u79d8\u5bc6"])
+def test_numeric_and_non_ascii_tokens_work(token) -> None:
+    with RpcServer({"echo": lambda x: x}, token=token) as srv, RpcClient(srv.address, token=token) as client:
+        assert client.call("echo", "ok") == "ok"
+    with RpcServer({"echo": lambda x: x}, token=token) as srv, RpcClient(srv.address, token="other") as client:
+        with pytest.raises(RpcError, match="token rejected"):
+            client.call("echo", "no")
+
+
+def test_binding_beyond_loopback_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match="without a token"):
+        RpcServer({}, host="0.0.0.0")
+    with RpcServer({}, host="0.0.0.0", token="t") as srv:
+        assert srv.bind_address.startswith("tcp://0.0.0.0:") and srv.address.startswith("tcp://127.0.0.1:")
+
+
+def test_a_request_that_waited_past_its_deadline_is_dropped(server: RpcServer) -> None:
+    ran: list[str] = []
+    server.handlers["mark"] = lambda: ran.append("mark")
+    with RpcClient(server.address, token="secret", timeout_s=5.0) as busy, \
+            RpcClient(server.address, token="secret", timeout_s=0.3) as late:
+        late.ping()  # the server has seen this client's clock
+        blocker = threading.Thread(target=busy.call, args=("slow", 0.8))
+        blocker.start()
+        time.sleep(0.1)  # the server is busy for 0.7 s more: `mark` waits in its queue past its 0.3 s deadline
+        with pytest.raises(RpcTimeout):
+            late.call("mark")
+        blocker.join()
+        time.sleep(0.2)
+    assert ran == [] and server.stale == 1
