@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from remix.common.cli import hydra_main
 from remix.common.errors import ConfigError
 from remix.core.dro import DROConfig
+from remix.core.features import FeatureSettings
 from remix.core.model import OptimConfig
 from remix.core.run import ActionSettings, DataSettings, ModelSettings, WeightsSettings, run_weights
 from remix.core.train import ReferenceConfig, StageConfig
@@ -101,6 +102,12 @@ def settings_from_config(cfg: DictConfig) -> WeightsSettings:
             device=str(c["device"]),
             overwrite=bool(c["overwrite"]),
             resume=bool(c["resume"]),
+            features=FeatureSettings(
+                mode=c["features"]["mode"],
+                reference_head=bool(c["features"]["reference_head"]),
+                weights=c["features"]["weights"],
+                batch_size=int(c["features"]["batch_size"]),
+            ),
         )
     except (TypeError, ValueError) as error:
         raise ConfigError(f"bad config value ({error}); check the key=value overrides") from None

@@ -39,11 +39,12 @@ class PolicyConfig:
     hidden_dims: tuple[int, ...] = (512, 512, 512)
     dropout: float = 0.0
     continuous: bool = False  # ablation (paper Fig. 4): regress normalized actions, L2 loss, no bins
+    feature_dim: int = 0  # frozen-feature mode: precomputed image features in batch["features"] (features.py)
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
             raise ConfigError(f"unknown image encoder {self.image_encoder!r}; use one of {IMAGE_ENCODERS}")
-        if self.state_dim <= 0 and not self.cameras:
+        if self.state_dim <= 0 and not self.cameras and self.feature_dim <= 0:
             raise ConfigError("the policy sees nothing: enable state (model.use_state) or give cameras")
         if self.action_dim <= 0 or self.n_bins < 2 or self.horizon < 1 or self.n_obs < 1:
             raise ConfigError(
@@ -113,7 +114,7 @@ class DiscretePolicy(nn.Module):
         self.image_encoders = nn.ModuleDict(
             {cam: ImageEncoder(frames, config.image_encoder) for cam in config.cameras}
         )
-        features = sum(enc.out_dim for enc in self.image_encoders.values())
+        features = sum(enc.out_dim for enc in self.image_encoders.values()) + config.feature_dim
         if config.state_dim > 0:
             state_in = config.state_dim * (frames + (1 if config.use_goal else 0))
             self.state_encoder, state_out = _mlp(state_in, (config.state_hidden,), 0.0)
@@ -132,12 +133,9 @@ class DiscretePolicy(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Logits (B, horizon, action_dim, n_bins); with `continuous`, actions (B, horizon, action_dim)."""
         c = self.config
-        features = []
-        for cam, encoder in self.image_encoders.items():
-            frames = batch[f"images/{cam}"]
-            if c.use_goal:
-                frames = torch.cat([frames, batch[f"goal/{cam}"].unsqueeze(1)], dim=1)
-            features.append(encoder(frames))
+        features = self.image_features(batch)
+        if c.feature_dim > 0:
+            features.append(batch["features"])
         if c.state_dim > 0:
             state = batch["state"]
             if c.use_goal:
@@ -157,6 +155,16 @@ class DiscretePolicy(nn.Module):
         if c.continuous:
             return logits.view(-1, c.horizon, c.action_dim)
         return logits.view(-1, c.horizon, c.action_dim, c.n_bins)
+
+    def image_features(self, batch: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """One feature vector per camera (its frames and goal stacked on channels), (B, out_dim) each."""
+        features = []
+        for cam, encoder in self.image_encoders.items():
+            frames = batch[f"images/{cam}"]
+            if self.config.use_goal:
+                frames = torch.cat([frames, batch[f"goal/{cam}"].unsqueeze(1)], dim=1)
+            features.append(encoder(frames))
+        return features
 
     def nll(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Per-sample NLL (B,); see `sequence_nll`."""

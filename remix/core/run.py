@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,14 @@ from remix.core.dataset import (
 )
 from remix.core.distributed import DistInfo, barrier, init_distributed
 from remix.core.dro import DROConfig, GroupDRO
+from remix.core.features import (
+    FeatureSettings,
+    ImageNetFrames,
+    encode_windows,
+    imagenet_weights_path,
+    reference_encoder,
+    resolve_mode,
+)
 from remix.core.model import DiscretePolicy, PolicyConfig
 from remix.core.train import (
     DROResult,
@@ -110,6 +118,7 @@ class WeightsSettings:
     dro_checkpoint_every: int | None = None  # DRO-stage checkpoint cadence; None: reference.eval_every
     cache_reference: bool = True
     plain_dro: bool = False  # paper Table 1: Group DRO on the proxy's own NLL, no reference
+    features: FeatureSettings = field(default_factory=FeatureSettings)  # frozen-feature mode (features.py)
     keep_checkpoints: bool = False
     export_floor: float = 0.0
     seed: int = 0
@@ -226,6 +235,7 @@ class DROOutcome:
     result: DROResult
     steps: int
     cached_reference: bool
+    features: str = "off"  # the frozen-feature mode the proxy ran in
 
 
 def _builtin_paths(settings: WeightsSettings, dist_info: DistInfo) -> list[Path]:
@@ -383,7 +393,38 @@ def data_stage(settings: WeightsSettings, dist_info: DistInfo, console: Console)
         _check_memory(data, settings.data.max_memory_gb)
         train_tensors = {k: v.to(dist_info.device) for k, v in data.train.materialize().items()}
         val_tensors = data.val.materialize()
-    return RunData(domains, data, sizes, train_tensors, val_tensors, _policy_config(settings, data))
+    run = RunData(domains, data, sizes, train_tensors, val_tensors, _policy_config(settings, data))
+    if settings.features.reference_head and _feature_mode(settings) == "imagenet":
+        weights = imagenet_weights_path(settings.features.weights)
+        assert weights is not None
+        encoder = ImageNetFrames(weights, tuple(m.cameras), m.use_goal).to(dist_info.device)
+        run = with_features(run, encoder, settings, dist_info, include_val=True)
+    return run
+
+
+def _feature_mode(settings: WeightsSettings) -> str:
+    if settings.features.mode != "off" and not settings.model.cameras:
+        raise ConfigError(
+            f"features.mode={settings.features.mode} needs images; set model.cameras or features.mode=off"
+        )
+    return resolve_mode(settings.features)
+
+
+def with_features(
+    run: RunData,
+    encoder: Callable[[Batch], torch.Tensor],
+    settings: WeightsSettings,
+    dist_info: DistInfo,
+    include_val: bool,
+) -> RunData:
+    """The run with every window's images replaced by frozen features (encoded once) and a head-only policy."""
+    size, workers, device = settings.features.batch_size, settings.data.num_workers, dist_info.device
+    train = encode_windows(run.data.train, run.train_tensors, encoder, size, device, workers)
+    val = (
+        encode_windows(run.data.val, run.val_tensors, encoder, size, device, workers) if include_val else None
+    )
+    head = replace(run.policy_config, cameras=(), feature_dim=int(train["features"].shape[1]))
+    return replace(run, train_tensors=train, val_tensors=val, policy_config=head)
 
 
 def batch_stream(settings: WeightsSettings, run: RunData, dist_info: DistInfo, seed: int) -> BatchStream:
@@ -521,12 +562,14 @@ def dro_stage(
     names = run.names
     device = dist_info.device
     cache = None
+    mode = _feature_mode(settings)
+    on_features = mode != "off" and run.policy_config.feature_dim == 0  # the proxy alone on features
     if reference.model is None:  # plain Group DRO: the excess is the proxy's own NLL
         cache = torch.zeros(len(run.data.train), device=device)
         steps = settings.dro_steps or settings.reference.stage.steps
     else:
         steps = settings.dro_steps or int(reference.info["steps_run"])
-        if settings.cache_reference:
+        if settings.cache_reference or on_features:  # a head-only proxy batch has no images to forward
             cache = reference_nll_cache(
                 reference.model,
                 run.data.train,
@@ -535,6 +578,17 @@ def dro_stage(
                 device,
                 settings.data.num_workers,
             )
+    if on_features:
+        if mode == "imagenet":
+            weights = imagenet_weights_path(settings.features.weights)
+            assert weights is not None
+            encoder = ImageNetFrames(weights, run.policy_config.cameras, run.policy_config.use_goal).to(
+                device
+            )
+        else:
+            assert reference.model is not None, "features.mode=reference needs a reference (not dro.plain)"
+            encoder = reference_encoder(reference.model)
+        run = with_features(run, encoder, settings, dist_info, include_val=False)
     dro = GroupDRO([run.sizes[n] for n in names], settings.dro, [n in reference.unlearnable for n in names])
     proxy = _new_policy(run.policy_config, run.data, settings.seed + 1, device)
     trainer = DROTrainer(
@@ -552,7 +606,7 @@ def dro_stage(
         state_path=settings.out / DRO_STATE,
         checkpoint_every=settings.dro_checkpoint_every or settings.reference.eval_every,
     )
-    return DROOutcome(result, steps, cache is not None and reference.model is not None)
+    return DROOutcome(result, steps, cache is not None and reference.model is not None, mode)
 
 
 def output_stage(
@@ -583,6 +637,8 @@ def output_stage(
                 "steps": dro.steps,
                 "cached_reference_nll": dro.cached_reference,
                 "plain": settings.plain_dro,
+                "features": dro.features,
+                "seconds_per_step": dro.result.seconds / max(dro.steps, 1),
             },
             "sources": [
                 {
@@ -610,6 +666,7 @@ def run_weights(
     ends with the same weights as an uninterrupted run with the same settings.
     """
     console = console or Console()
+    _feature_mode(settings)  # a features setting that cannot work fails before any training
     dist_info = init_distributed(settings.device)
     resuming = prepare_run_dir(settings, dist_info)
     if dist_info.is_main:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,7 +57,9 @@ class ReferenceConfig:
     # a domain whose val NLL never falls more than min_gain x its marginal NLL below it is unlearnable and
     # does not stop the reference (early_stop.py); None: no domain is called unlearnable (the release)
     min_gain: float | None = 0.02
-    past_chosen_evals: int = 0  # ablation (paper Fig. 4): take the checkpoint this many evals after the chosen one
+    past_chosen_evals: int = (
+        0  # ablation (paper Fig. 4): take the checkpoint this many evals after the chosen one
+    )
 
 
 def save_state(path: Path, state: Mapping[str, Any]) -> None:
@@ -330,6 +333,7 @@ class DROResult:
     weights: dict[str, float]  # time-averaged alpha: the Re-Mix weights
     final_alpha: dict[str, float]
     log: list[dict[str, float]]
+    seconds: float = 0.0  # wall time of the training loop (this call; not counting a resumed part)
 
 
 class DROTrainer:
@@ -411,6 +415,7 @@ class DROTrainer:
         bar = tqdm(
             total=steps, initial=start, desc="group DRO", disable=not self.dist.is_main, dynamic_ncols=True
         )
+        began = time.perf_counter()
         for step in range(start + 1, steps + 1):
             loss, sums, scores = self.step(next(stream))
             acc["excess_sum"] += sums.excess_sum.cpu()
@@ -454,6 +459,7 @@ class DROTrainer:
             weights={n: float(self.dro.average[d]) for d, n in enumerate(self.names)},
             final_alpha={n: float(self.dro.alpha[d]) for d, n in enumerate(self.names)},
             log=log,
+            seconds=time.perf_counter() - began,
         )
 
     def _log_row(
