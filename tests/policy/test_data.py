@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from remix.common.errors import ConfigError, RemixError
+from remix.data import EpisodeStore
 from remix.data.mixture import WeightedDomainSampler
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
 from remix.policy.config import ModelConfig
@@ -44,23 +45,23 @@ def _weights(config):
 def test_weights_by_size_uniform_explicit_and_file_with_a_cotrain_share(stores, tmp_path):
     pre = (str(stores / "metres.zarr"), str(stores / "centimetres.zarr"))
     co = (str(stores / "mine.zarr"),)
-    by_size = _weights(MixtureConfig(stores=pre, cotrain=co, val_fraction=0.0))
+    by_size = _weights(MixtureConfig(paths=pre, cotrain=co, val_fraction=0.0))
     assert by_size == pytest.approx({"metres": 0.95 * 30 / 50, "centimetres": 0.95 * 20 / 50, "mine": 0.05})
-    uniform = _weights(MixtureConfig(stores=pre, cotrain=co, weights="uniform", cotrain_share=0.2, val_fraction=0.0))
+    uniform = _weights(MixtureConfig(paths=pre, cotrain=co, weights="uniform", cotrain_share=0.2, val_fraction=0.0))
     assert uniform == pytest.approx({"metres": 0.4, "centimetres": 0.4, "mine": 0.2})
-    explicit = _weights(MixtureConfig(stores=pre, weights={"metres": 1, "centimetres": 3}, val_fraction=0.0))
+    explicit = _weights(MixtureConfig(paths=pre, weights={"metres": 1, "centimetres": 3}, val_fraction=0.0))
     assert explicit == pytest.approx({"metres": 0.25, "centimetres": 0.75})
     run = tmp_path / "remix_run"
     run.mkdir()
     (run / "weights.json").write_text(json.dumps({"domains": ["metres", "centimetres"],
                                                   "weights": {"metres": 0.9, "centimetres": 0.1}}))
     for spec in (run, run / "weights.json"):  # the remix-weights run directory or its weights.json
-        assert _weights(MixtureConfig(stores=pre, weights=str(spec), val_fraction=0.0)) == pytest.approx(
+        assert _weights(MixtureConfig(paths=pre, weights=str(spec), val_fraction=0.0)) == pytest.approx(
             {"metres": 0.9, "centimetres": 0.1})
 
 
 def test_domains_from_a_per_episode_field(stores):
-    config = MixtureConfig(stores=(str(stores / "scenes.zarr"),), domain_field="scene", weights="uniform",
+    config = MixtureConfig(paths=(str(stores / "scenes.zarr"),), domain_key="scene", weights="uniform",
                            val_fraction=0.0)
     domains = discover_domains(config)
     assert [d.name for d in domains] == ["sink", "stove", "table"]
@@ -82,13 +83,13 @@ def test_subset_from_remix_subset_trains_on_its_stores_with_the_exact_weights(st
     assert sum(d.num_train_steps for d in domains) < 50
     assert mixture_weights(config, domains) == pytest.approx([0.3, 0.7])
     with pytest.raises(ConfigError, match="not both"):
-        MixtureConfig(stores=(str(stores / "metres.zarr"),), subset=str(tmp_path / "subset"))
+        MixtureConfig(paths=(str(stores / "metres.zarr"),), subset=str(tmp_path / "subset"))
     with pytest.raises(ConfigError, match="not a remix-subset"):
         discover_domains(MixtureConfig(subset=str(weights)))
 
 
 def test_sampling_matches_the_requested_weights_and_cotrain_share(stores):
-    config = MixtureConfig(stores=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
+    config = MixtureConfig(paths=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
                            cotrain=(str(stores / "mine.zarr"),), weights={"metres": 0.3, "centimetres": 0.7},
                            val_fraction=0.0)
     domains = discover_domains(config)
@@ -107,28 +108,28 @@ def test_bad_mixture_configs_are_clear_errors(stores, tmp_path):
     with pytest.raises(ConfigError, match="no training data"):
         MixtureConfig()
     with pytest.raises(ConfigError, match="cotrain_share"):
-        MixtureConfig(stores=(metres,), cotrain_share=1.5)
+        MixtureConfig(paths=(metres,), cotrain_share=1.5)
     with pytest.raises(ConfigError, match="missing \\[\\], unknown \\['bridge'\\]"):
-        _weights(MixtureConfig(stores=(metres,), weights={"metres": 1, "bridge": 2}))
+        _weights(MixtureConfig(paths=(metres,), weights={"metres": 1, "bridge": 2}))
     with pytest.raises(ConfigError, match="neither size, uniform"):
-        _weights(MixtureConfig(stores=(metres,), weights="runs/missing/weights.json"))
+        _weights(MixtureConfig(paths=(metres,), weights="runs/missing/weights.json"))
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     with pytest.raises(RemixError, match="not a valid weights.json"):
-        _weights(MixtureConfig(stores=(metres,), weights=str(bad)))
+        _weights(MixtureConfig(paths=(metres,), weights=str(bad)))
     with pytest.raises(ConfigError, match="no per-episode field 'kitchen'"):
-        discover_domains(MixtureConfig(stores=(metres,), domain_field="kitchen"))
+        discover_domains(MixtureConfig(paths=(metres,), domain_key="kitchen"))
     with pytest.raises(ConfigError, match="both named"):
-        discover_domains(MixtureConfig(stores=(metres, metres)))
+        discover_domains(MixtureConfig(paths=(metres, metres)))
     with pytest.raises(ConfigError, match="target_domain='nope'"):
-        fit_normalization(discover_domains(MixtureConfig(stores=(metres,))), MODEL, "nope")
+        fit_normalization(discover_domains(MixtureConfig(paths=(metres,))), MODEL, "nope")
     with pytest.raises(ConfigError, match="cameras every store has"):
-        domains = discover_domains(MixtureConfig(stores=(metres,)))
+        domains = discover_domains(MixtureConfig(paths=(metres,)))
         MixtureDataset(domains, ModelConfig(encoder="tiny", cameras=("wrist",)), fit_normalization(domains, MODEL, None))
 
 
 def test_per_domain_normalization_puts_units_on_one_scale(stores):
-    config = MixtureConfig(stores=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
+    config = MixtureConfig(paths=(str(stores / "metres.zarr"), str(stores / "centimetres.zarr")),
                            cotrain=(str(stores / "mine.zarr"),), val_fraction=0.0)
     domains = discover_domains(config)
     normalization = fit_normalization(domains, MODEL, None)
@@ -148,7 +149,7 @@ def test_per_domain_normalization_puts_units_on_one_scale(stores):
 
 
 def test_augmentation_parameters_are_drawn_per_sample_from_its_seed(stores):
-    config = MixtureConfig(stores=(str(stores / "metres.zarr"),), val_fraction=0.0)
+    config = MixtureConfig(paths=(str(stores / "metres.zarr"),), val_fraction=0.0)
     domains = discover_domains(config)
     normalization = fit_normalization(domains, MODEL, None)
     dataset = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(crop_scale=(0.3, 0.6), hue=0.2))
@@ -174,3 +175,43 @@ def test_seeded_stream_resumes_exactly(stores):
     tail = [item for _, item in zip(range(12), iter(SeededStream(sampler, seed=3, start=23)))]
     assert tail == head[23:35]
     assert len({seed for _, seed in head}) == 35
+
+
+def test_goal_relabeling_picks_a_later_frame_of_the_same_episode(stores):
+    config = MixtureConfig(paths=(str(stores / "metres.zarr"),), val_fraction=0.0)
+    domains = discover_domains(config)
+    normalization = fit_normalization(domains, MODEL, None)
+    store = EpisodeStore.open(stores / "metres.zarr")
+    frames = np.asarray(store.array("images/cam0")[:])
+    relabeled = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(enabled=False), goal_relabel=1.0)
+    plain = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(enabled=False))
+    start, end = store.episode_bounds(1)
+    index = start + 1  # step 1 of episode 1 (every episode is in the training split)
+    goals = set()
+    for seed in range(40):
+        goal = relabeled[(index, seed)]["goal"][0].permute(1, 2, 0).numpy()
+        matches = [row for row in range(len(frames)) if np.array_equal(frames[row], goal)]
+        assert matches and all(start + 2 <= row < end for row in matches), "a later frame of the same episode"
+        goals.add(matches[0])
+    assert len(goals) >= 2, "the relabeled goal varies with the sample seed"
+    assert np.array_equal(plain[(index, 0)]["goal"][0].permute(1, 2, 0).numpy(), frames[end - 1])
+    with pytest.raises(ConfigError, match="goal_relabel"):
+        MixtureConfig(paths=("x",), goal_relabel=1.5)
+
+
+def test_frames_held_in_memory_give_the_same_items_as_reading_the_store(stores):
+    config = MixtureConfig(paths=(str(stores / "metres.zarr"), str(stores / "mine.zarr")), val_fraction=0.0)
+    domains = discover_domains(config)
+    normalization = fit_normalization(domains, MODEL, None)
+    cached = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(), goal_relabel=0.5, cache_mb=100)
+    read = MixtureDataset(domains, MODEL, normalization, "train", AugmentConfig(), goal_relabel=0.5, cache_mb=0)
+    assert all(c is not None for c in cached.cached) and all(c is None for c in read.cached)
+    for key in [(0, 1), (7, 2), (len(cached) - 1, 3)]:
+        a, b = cached[key], read[key]
+        assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_a_state_size_other_than_the_stores_is_one_clear_error(stores):
+    domains = discover_domains(MixtureConfig(paths=(str(stores / "metres.zarr"),), val_fraction=0.0))
+    with pytest.raises(ConfigError, match="model.state_dim=5"):
+        fit_normalization(domains, ModelConfig(encoder="tiny", image_size=(16, 16), use_state=True, state_dim=5), None)
