@@ -113,6 +113,7 @@ def build_scene_xml(table_center: tuple[float, float], table_half: tuple[float, 
   <contact>
     <exclude body1="hand" body2="left_finger"/>
     <exclude body1="hand" body2="right_finger"/>
+    <exclude body1="left_finger" body2="right_finger"/>  <!-- closing on nothing overshoots; touching fingers then lock -->
   </contact>
   <actuator>
     <position name="left_finger" joint="left_finger" kp="400" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-20 20"/>

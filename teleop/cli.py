@@ -9,6 +9,7 @@ Rerunning with the same store and task continues the count of kept demos.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -17,6 +18,7 @@ from remix.common.cli import as_str_list, hydra_main, operator_from_config, to_p
 from remix.common.errors import ConfigError
 from teleop.collect import CollectSettings, DemoCollector, open_demo_store
 from teleop.factory import make_teleop
+from teleop.operator_profiles import ProfiledExpertTeleop
 from teleop.preview import CameraPreview
 
 
@@ -30,6 +32,7 @@ def run_collect(cfg: DictConfig) -> int:
         domain=None if cfg.domain is None else str(cfg.domain), max_steps=int(cfg.max_steps),
         min_steps=int(cfg.min_steps), record_idle=bool(cfg.record_idle),
         stop_keys=tuple(as_str_list(cfg.stop_keys, "stop_keys")), seed=None if cfg.seed is None else int(cfg.seed),
+        unattended=cfg.teleop.kind == "sim_expert" if cfg.unattended is None else bool(cfg.unattended),
     )
     operator = operator_from_config(cfg.operator)
     robot = make_robot(cfg.robot)
@@ -37,6 +40,8 @@ def run_collect(cfg: DictConfig) -> int:
         store_path = Path(str(cfg.store)).expanduser() if cfg.store else Path("demos") / f"{robot.name}.zarr"
         setup = make_teleop(to_plain(cfg.teleop), robot)  # validates the teleop config before anything is written
         preview = CameraPreview() if cfg.preview else None
+        if isinstance(setup.device, ProfiledExpertTeleop):  # a graded sim operator is the demos' operator
+            settings = replace(settings, operator=setup.device.profile.name)
         try:
             with setup.device:  # the headset is found (or the error says why) before the store is created
                 store = open_demo_store(store_path, robot)

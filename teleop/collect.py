@@ -3,7 +3,9 @@
 Per attempt the robot resets, the operator drives it with a teleop device, and the episode ends with
 an event (keep / discard / re-record from the headset or keys), the step limit, the operator stop key
 or a robot fault. Kept episodes are written to the episode store by the recorder's worker thread, with
-task, domain, operator, device, start/end timestamps and the scene seed (-1: none); the count of kept demos for the task is read back
+task, domain, operator, device, start/end timestamps and the scene seed (-1: none). A kept
+demo ends with the final scene (recorded with a hold action), the goal image training pairs it with. On a
+simulator the session first switches the sim to the collected task; the count of kept demos for the task is read back
 from the store, so a rerun continues where the last one stopped ("12/25 kept").
 
 Control timing: one action per control period on a fixed clock. A rate-mode robot (Franka, 10 Hz)
@@ -29,7 +31,8 @@ from remix.common.operator_input import OperatorInput
 from remix.data import EpisodeStore
 from robots.robot import Robot, RobotFault
 from robots.safety import StopKeyMonitor
-from teleop.device import TeleopDevice, TeleopEvent
+from robots.sim_interface import SimulatedRobot
+from teleop.device import TeleopDevice, TeleopEvent, hold_action
 from teleop.preview import CameraPreview
 from teleop.recorder import EpisodeRecorder
 
@@ -55,6 +58,9 @@ class CollectSettings:
     record_idle: bool = False
     stop_keys: tuple[str, ...] = ("s", " ")
     seed: int | None = None  # sim robots: scene seed of attempt i is seed + i
+    # no human drives (teleop=sim_expert): run as fast as the robot steps (no pacing to the control clock),
+    # and discard an attempt that reaches max_steps instead of asking
+    unattended: bool = False
 
     def __post_init__(self) -> None:
         if not self.task or not self.task.strip():
@@ -133,10 +139,14 @@ class DemoCollector:
         self.loop_times: list[float] = []  # seconds the loop thread spent per step (excluding the wait)
 
     def run(self) -> CollectResult:
+        """Collect until `num_demos` are kept (or the operator quits); closes the store when done."""
         s = self.settings
+        if isinstance(self.robot, SimulatedRobot):  # the sim must perform the task the demos are labelled with
+            self.robot.set_task(s.task)
         result = CollectResult(kept=count_kept(self.store, s.task), target=s.num_demos)
         if result.kept >= s.num_demos:
             self.operator.say(f"{result.kept}/{s.num_demos} kept for task {s.task!r}: nothing left to collect")
+            self.store.close()
             return result
         self.operator.say(f"collecting {s.task!r}: {result.kept}/{s.num_demos} kept so far in {self.store.path}")
         recorder = EpisodeRecorder(self.store)
@@ -168,6 +178,7 @@ class DemoCollector:
                     break
         finally:
             recorder.close()
+            self.store.close()  # the session was the store's writer: release its writer lock for the next one
             bar.stop()
         self.operator.say(
             f"done: {result.kept}/{s.num_demos} kept; this session {result.count(Outcome.KEPT)} kept, "
@@ -193,6 +204,7 @@ class DemoCollector:
         period = self.robot.period_s
         next_tick = self.clock()
         connected = True
+        gripper = float(observation.state[self.robot.action_spec.gripper_index])
         with StopKeyMonitor(self.operator, self.robot.stop, keys=s.stop_keys) as monitor:
             for _ in range(s.max_steps):
                 if monitor.triggered.is_set():
@@ -207,9 +219,15 @@ class DemoCollector:
                         self.operator.say(f"{self.device.name} input back: grip again to move" if connected else
                                           f"{self.device.name} input lost: holding still (wake the headset, check "
                                           "the cable); the episode continues when it is back")
+                    if command.event is TeleopEvent.KEEP and recorded:
+                        # the final scene closes the demo (with a hold), so its last frame, the goal image
+                        # training pairs with every window, shows the task done
+                        recorder.add_step(observation, hold_action(gripper))
+                        recorded += 1
                     if command.event is not None:
                         return self._decide(command.event, recorded), recorded, started
                     applied = self.robot.send_action(command.action)
+                    gripper = float(applied[self.robot.action_spec.gripper_index])
                 except RobotFault as fault:
                     self.operator.say(f"robot fault: {fault}; this attempt is dropped")
                     return Outcome.FAULT, recorded, started
@@ -223,10 +241,12 @@ class DemoCollector:
                 self.loop_times.append(self.clock() - tick_start)
                 next_tick += period
                 delay = next_tick - self.clock()
-                if delay > 0:
+                if delay > 0 and not s.unattended:
                     time.sleep(delay)
                 else:
                     next_tick = self.clock()  # fell behind (a slow blocking move): do not burst to catch up
+        if s.unattended:
+            return Outcome.DISCARDED, recorded, started
         answer = self.operator.ask(
             f"episode reached {s.max_steps} steps: keep or discard?", choices=["keep", "discard"], default="discard")
         return self._decide(TeleopEvent.KEEP if answer == "keep" else TeleopEvent.DISCARD, recorded), recorded, started

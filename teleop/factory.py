@@ -109,6 +109,12 @@ def make_teleop(cfg: Mapping[str, Any], robot: Robot) -> TeleopSetup:
         setup.on_episode_start.append(script.episode_started)
         return setup
     if kind == "sim_expert":
-        _take(cfg, {"kind"}, "teleop (sim_expert)")
-        return TeleopSetup(SimExpertTeleop(robot))
+        _take(cfg, {"kind", "profile", "seed"}, "teleop (sim_expert)")
+        expert = SimExpertTeleop(robot)
+        if cfg.get("profile") in (None, "expert"):
+            return TeleopSetup(expert)
+        from teleop.operator_profiles import ProfiledExpertTeleop, get_profile
+
+        return TeleopSetup(ProfiledExpertTeleop(expert, get_profile(str(cfg["profile"])), robot.limits.max_translation,
+                                                robot.limits.max_rotation, seed=int(cfg.get("seed") or 0)))
     raise ConfigError(f"unknown teleop kind {kind!r}; use teleop={'|'.join(KINDS)}")

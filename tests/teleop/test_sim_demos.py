@@ -117,3 +117,37 @@ def test_sim_expert_teleop_refuses_a_robot_without_an_expert() -> None:
 
     with pytest.raises(ConfigError, match="needs a simulated robot with a scripted expert"):
         make_teleop({"kind": "sim_expert"}, MockRobot())
+
+
+def test_collect_switches_the_sim_to_the_collected_task(tmp_path) -> None:
+    """The robot's configured task (put_red_in_green) must not leak into demos labelled lift_red."""
+    robot = SimRobot(profile="widowx", task="put_red_in_green", cameras={"cam0": (32, 32)})
+    with robot:
+        setup = make_teleop({"kind": "sim_expert"}, robot)
+        with setup.device:
+            DemoCollector(robot, setup.device, open_demo_store(tmp_path / "lift.zarr", robot), ScriptedInput(),
+                          CollectSettings(task="lift_red", num_demos=2, seed=11, max_steps=60, unattended=True)).run()
+        store = EpisodeStore.open(tmp_path / "lift.zarr")
+        assert set(store.field("task")) == {"lift_red"}
+        assert store.episode_lengths.max() <= 11  # lifting takes 7-9 steps (+ the final frame); pick-and-place 12-17
+        for index in range(2):  # replaying a demo from its seed lifts the cube; it is never carried to the pad
+            robot.reset(seed=int(store.field("seed")[index]))
+            for action in store.read_episode(index)["action"]:
+                robot.send_action(action)
+            assert robot.object_position("red")[2] > robot.task.lift_height
+
+
+def test_a_kept_sim_demo_ends_with_the_success_frame(tmp_path) -> None:
+    """The goal image training pairs with a demo (its last frame) shows the task done, as eval's goals do."""
+    with SimRobot(profile="widowx", task="lift_red", cameras={"cam0": (32, 32)}) as robot:
+        setup = make_teleop({"kind": "sim_expert"}, robot)
+        with setup.device:
+            DemoCollector(robot, setup.device, open_demo_store(tmp_path / "d.zarr", robot), ScriptedInput(),
+                          CollectSettings(task="lift_red", num_demos=1, seed=5, max_steps=60, unattended=True)).run()
+        episode = EpisodeStore.open(tmp_path / "d.zarr").read_episode(0)
+        robot.reset(seed=5)
+        for action in episode["action"][:-1]:
+            robot.send_action(action)
+        assert robot.check_success()  # the last recorded frame is the scene after the final move
+        assert np.array_equal(robot.get_observation().images["cam0"], episode["images/cam0"][-1])
+        assert np.allclose(episode["action"][-1][:6], 0.0)  # recorded with a hold
