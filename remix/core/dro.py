@@ -33,7 +33,8 @@ from remix.data.mixture import normalize_weights
 
 @dataclass(frozen=True)
 class DROConfig:
-    """Settings of the alpha update; defaults are the authors' release behaviour (RT-X numbers)."""
+    """Settings of the alpha update: the authors' release behaviour (RT-X numbers), except that domains
+    found unlearnable score 0 (`unlearnable`; measured in docs/remix-core.md; remix=release restores it)."""
 
     eta: float = 0.2
     smoothing: float = 0.05
@@ -41,7 +42,8 @@ class DROConfig:
     clip_excess: bool = True
     scoring: Literal["positive", "all"] = "positive"
     absent: Literal["zero", "last"] = "zero"
-    unlearnable: Literal["score", "zero"] = "score"  # zero: unlearnable domains score 0; score: like any other
+    # zero: domains the reference stage found unlearnable score 0; score: like any other (release)
+    unlearnable: Literal["score", "zero"] = "zero"
 
     def __post_init__(self) -> None:
         if not self.eta > 0:

@@ -21,12 +21,25 @@ def test_preset_composes(preset: str) -> None:
         cfg = compose("weights", overrides=[f"remix={preset}", "out=/tmp/x"])
     s = settings_from_config(cfg)
     assert s.dro.scoring == "positive" and s.dro.absent == "zero" and s.dro.smoothing_target == "alpha0"
+    assert s.dro.unlearnable == "zero" and s.reference.min_gain == 0.02
     if preset == "tiny":
         assert s.data.in_memory and not s.model.cameras and s.reference.stage.steps <= 5000
         return
     eta, smoothing, norm, bins, n_bins, encoder, batch = EXPECTED[preset]
     assert (s.dro.eta, s.dro.smoothing) == (eta, smoothing)
     assert (s.actions.normalization, s.actions.bins, s.actions.n_bins) == (norm, bins, n_bins)
-    assert (s.model.image_encoder, s.reference.stage.batch_size) == (encoder, batch)
+    assert (s.model.encoder, s.reference.stage.batch_size) == (encoder, batch)
     assert not s.data.in_memory and s.model.cameras
     assert s.model.hidden_dims == (512, 512, 512) and s.reference.stage.optim.lr == 3e-4
+
+
+def test_release_preset_is_the_authors_behaviour_on_the_demo() -> None:
+    with initialize_config_module(config_module="remix.configs", version_base=None):
+        release = settings_from_config(compose("weights", overrides=["remix=release", "out=/tmp/x"]))
+        tiny = settings_from_config(compose("weights", overrides=["remix=tiny", "out=/tmp/x"]))
+    assert (release.dro.scoring, release.dro.unlearnable, release.reference.min_gain) == (
+        "positive",
+        "score",
+        None,
+    )
+    assert release.model == tiny.model and release.data == tiny.data  # the demo's data and model

@@ -93,3 +93,28 @@ def test_loss_gradient_flows_only_through_proxy() -> None:
 def test_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         DROConfig(**kwargs)
+
+
+def test_unlearnable_domains_score_zero_only_when_asked() -> None:
+    sums = DomainSums.of(EXCESS, DOMAINS, 3, clip=True)
+    flagged = [True, False, False]  # domain 0 has the largest positive excess but was found unlearnable
+    zero = GroupDRO(ALPHA0, DROConfig(eta=1.0, smoothing=0.1, unlearnable="zero"), flagged)
+    torch.testing.assert_close(zero.update(sums), torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(zero.alpha, torch.tensor(ALPHA0, dtype=torch.float64))
+    release = GroupDRO(ALPHA0, DROConfig(eta=1.0, smoothing=0.1, unlearnable="score"), flagged)
+    assert release.update(sums)[0].item() == pytest.approx(0.4)
+    with pytest.raises(ConfigError):
+        GroupDRO(ALPHA0, DROConfig(), [True])
+    with pytest.raises(ConfigError):
+        DROConfig(unlearnable="drop")  # type: ignore[arg-type]
+
+
+def test_state_dict_round_trip_continues_identically() -> None:
+    sums = DomainSums.of(EXCESS, DOMAINS, 3, clip=True)
+    a = GroupDRO(ALPHA0, DROConfig(eta=1.0))
+    a.update(sums)
+    b = GroupDRO(ALPHA0, DROConfig(eta=1.0))
+    b.load_state_dict(a.state_dict())
+    a.update(sums), b.update(sums)
+    torch.testing.assert_close(a.average, b.average)
+    assert a.steps == b.steps == 2
