@@ -77,3 +77,13 @@ def test_bad_sim_config_is_a_config_error() -> None:
         SimRobot(task="juggle")
     with pytest.raises(ConfigError, match="no camera"):
         SimRobot(cameras={"wrist": (32, 32)})
+
+
+def test_small_steps_at_10_hz_limit_each_move_and_the_expert_still_solves_the_task() -> None:
+    with SimRobot(task="put_red_in_green", cameras={}, control_hz=10.0, max_translation=0.02) as robot:
+        assert robot.limits.max_translation == 0.02 and robot.control_hz == 10.0
+        robot.reset(seed=4)
+        applied = robot.send_action(np.array([0.05, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]))
+        assert applied[0] == pytest.approx(0.02)
+        steps = run_expert(robot, max_steps=120)
+        assert steps is not None and steps > 15, "small steps take more of them than the 5 Hz profile's"
