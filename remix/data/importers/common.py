@@ -108,7 +108,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int] | None, mode: str = "s
 
 
 def _interp(scale: float) -> int:
-    return cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    # area averaging only where it matters (strong downscaling); bilinear is ~10x faster for 256 -> 224
+    return cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
 
 
 def as_text(value: Any) -> str:

@@ -231,19 +231,23 @@ def import_dataset(src: str | Path, out: str | Path, options: ImportOptions, pro
         done = _done(store)
     todo = [ref for ref in refs if (ref.source, ref.index) not in done]
     result.already = len(refs) - len(todo)
-    for _ref, built in _built(reader, src, todo, options, sizes):
-        if isinstance(built, SkipEpisode):
-            result.skipped[built.reason] += 1
-            continue
-        if isinstance(built, SourceError):
-            raise built
-        arrays, fields = built
-        if store is None:
-            store = _create_store(out, options, reader, arrays, sizes, fps)
-        store.add_episode(arrays, **fields)
-        result.added += 1
-        result.steps += len(arrays["action"])
-        if progress and result.added % 100 == 0:
-            print(f"  {result.added}/{len(todo)} episodes", file=sys.stderr, flush=True)
+    try:
+        for _ref, built in _built(reader, src, todo, options, sizes):
+            if isinstance(built, SkipEpisode):
+                result.skipped[built.reason] += 1
+                continue
+            if isinstance(built, SourceError):
+                raise built
+            arrays, fields = built
+            if store is None:
+                store = _create_store(out, options, reader, arrays, sizes, fps)
+            store.add_episode(arrays, **fields)
+            result.added += 1
+            result.steps += len(arrays["action"])
+            if progress and result.added % 100 == 0:
+                print(f"  {result.added}/{len(todo)} episodes", file=sys.stderr, flush=True)
+    finally:
+        if store is not None:
+            store.close()  # releases the writer lock
     result.seconds = time.perf_counter() - started
     return result
