@@ -20,7 +20,7 @@ import numpy as np
 
 from remix.common.errors import ConfigError
 from robots.cameras import CameraTimeout, RenderCamera
-from robots.robot import ArmFault, ArmRobot
+from robots.robot import ArmFault, ArmRobot, ControlMode
 from robots.safety import Pose, SafetyLimits
 
 FAULT_KINDS = ("camera_timeout", "ik_failure", "reflex", "slow_policy")
@@ -60,6 +60,7 @@ class MockRobot(ArmRobot):
         self._camera_failures = 0
         self._halted = threading.Event()
         self.step_index = 0  # commands since the last reset
+        self._moves = 0  # commands ever (the blocking mock's motion clock)
         self.commands: list[Pose] = []  # every target the "arm" accepted, for tests
         for kind, steps in (faults or {}).items():
             for step in steps:
@@ -124,7 +125,14 @@ class MockRobot(ArmRobot):
         if self._take("slow_policy") is not None:
             time.sleep(self.slow_policy_s)
 
+    def _motion_clock(self) -> float:
+        """Rate mode: the wall clock. Blocking mode: a real arm's move takes a control period, which the
+        instant mock adds per command, so a blocking loop is not slowed by the speed limit."""
+        blocking = self.control_mode is ControlMode.BLOCKING
+        return time.monotonic() + (self._moves * self.period_s if blocking else 0.0)
+
     def _command(self, target: Pose) -> bool:
+        self._moves += 1
         self.step_index += 1
         if self._take("reflex") is not None:
             raise ArmFault("cartesian_reflex (injected)")

@@ -23,7 +23,15 @@ import numpy as np
 from remix.common.errors import ConfigError, HardwareError, RemixError
 from robots.cameras import Camera, CameraTimeout
 from robots.geometry import rotation_delta_euler
-from robots.safety import Pose, SafetyLimits, Watchdog, safe_reset_waypoints, sanitize_action, step_target
+from robots.safety import (
+    Pose,
+    SafetyLimits,
+    SpeedLimiter,
+    Watchdog,
+    safe_reset_waypoints,
+    sanitize_action,
+    step_target,
+)
 
 log = logging.getLogger("robots")
 
@@ -205,6 +213,7 @@ class ArmRobot(Robot):
         self._stopped = False
         self._target: Pose = home
         self._watchdog: Watchdog | None = None
+        self._speed = SpeedLimiter(limits, self.control_hz, self._motion_clock)  # per unit time, however often called
 
     # ----------------------------------------------------------------------------------------- lifecycle
     @property
@@ -284,6 +293,7 @@ class ArmRobot(Robot):
                     self._recover_fault(again)
                     raise RobotFault(f"{self.name}: reset failed twice ({again}); the arm holds where it is") from None
             self._target = self._measured_pose()
+            self._speed.reset()
             self._stopped = False
         return self.get_observation()
 
@@ -322,6 +332,7 @@ class ArmRobot(Robot):
             if self._stopped:  # stop() raced with this call
                 return self._hold_action()
             previous = self._target
+            delta = self._speed.limit(delta)
             target = self._constrain_target(step_target(previous, delta, self.limits))
             try:
                 reached = self._command(target)
@@ -353,6 +364,7 @@ class ArmRobot(Robot):
         with self._lock:
             self._clear_halt()
             self._target = self._measured_pose()
+            self._speed.reset()
             self._stopped = False
 
     # ------------------------------------------------------------------------------------------- internals
@@ -411,6 +423,10 @@ class ArmRobot(Robot):
     def _constrain_target(self, target: Pose) -> Pose:
         """Project a target onto what the backend can reach (e.g. a top-down sim gripper keeps yaw only)."""
         return target
+
+    def _motion_clock(self) -> float:
+        """Seconds on the clock the arm moves by (the speed limit's time base); simulators count simulated time."""
+        return time.monotonic()
 
     def _before_observation(self) -> None:  # noqa: B027 - optional hook
         """Hook run before images are read (fault injection in the mock)."""

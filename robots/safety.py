@@ -64,6 +64,7 @@ class SafetyLimits:
     max_rotation: float = 0.25
     watchdog_periods: float = 2.0
     safe_height: float | None = None
+    max_speed: float | None = None  # m/s of the target; None = max_translation per control period (+25 % for jitter)
 
     def __post_init__(self) -> None:
         low, high = np.asarray(self.workspace_low, float), np.asarray(self.workspace_high, float)
@@ -75,6 +76,8 @@ class SafetyLimits:
             raise ConfigError("robot max_translation must be in (0, 0.5] m and max_rotation in (0, pi] rad per step")
         if self.watchdog_periods < 1:
             raise ConfigError("robot watchdog_periods must be >= 1 control period")
+        if self.max_speed is not None and not (0 < self.max_speed <= 2.0):
+            raise ConfigError(f"robot max_speed must be in (0, 2] m/s, got {self.max_speed}")
 
     @property
     def low(self) -> np.ndarray:
@@ -89,28 +92,74 @@ class SafetyLimits:
         return bool(np.all(p >= self.low - tolerance) and np.all(p <= self.high + tolerance))
 
 
+def clip_norm(vector: np.ndarray, limit: float) -> np.ndarray:
+    """`vector` scaled down (direction kept) so that its Euclidean length is at most `limit`."""
+    norm = float(np.linalg.norm(vector))
+    return vector * (limit / norm) if norm > limit else vector
+
+
 def sanitize_action(action: np.ndarray, limits: SafetyLimits) -> np.ndarray | None:
-    """Clip a 7-d delta action to the per-step limits; None when it holds NaN/inf (reject, hold pose)."""
+    """Clip a 7-d delta action to the per-step limits; None when it holds NaN/inf (reject, hold pose).
+
+    The limits bound the Euclidean length of the translation and of the rotation vector (per-axis
+    clipping would let a diagonal step reach sqrt(3) times the limit)."""
     a = np.asarray(action, dtype=np.float64)
     if a.shape != (7,):
         raise ValueError(f"robot action must have shape (7,), got {a.shape}")
     if not np.all(np.isfinite(a)):
         return None
     out = a.copy()
-    out[:3] = np.clip(out[:3], -limits.max_translation, limits.max_translation)
-    out[3:6] = np.clip(out[3:6], -limits.max_rotation, limits.max_rotation)
+    out[:3] = clip_norm(out[:3], limits.max_translation)
+    out[3:6] = clip_norm(out[3:6], limits.max_rotation)
     out[6] = np.clip(out[6], 0.0, 1.0)
     return out
+
+
+class SpeedLimiter:
+    """Caps how fast the target moves per unit time, whatever the call rate (token bucket, Euclidean).
+
+    Why: per-call limits alone let a client that calls 4,800 times a second move the arm 4,800 steps a
+    second. The bucket holds at most `BURST_STEPS` steps (of `max_translation`, `max_rotation`) and refills
+    at `max_speed` (default one step per control period, +25 %), so a jittery loop at the nominal rate (a
+    late tick, then an early one) is never clipped; each action spends what it moves."""
+
+    BURST_STEPS = 2.0
+
+    def __init__(self, limits: SafetyLimits, control_hz: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_translation = self.BURST_STEPS * limits.max_translation  # bucket sizes
+        self.max_rotation = self.BURST_STEPS * limits.max_rotation
+        self.speed = limits.max_speed if limits.max_speed is not None else 1.25 * limits.max_translation * control_hz
+        self.angular_speed = self.speed * limits.max_rotation / limits.max_translation  # the same steps per second
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        """A full bucket (after reset/resume the first step may be a whole step)."""
+        self._translation, self._rotation = self.max_translation, self.max_rotation
+        self._last: float | None = None
+
+    def limit(self, delta: np.ndarray) -> np.ndarray:
+        """`delta` with its translation and rotation shortened to what the elapsed time allows."""
+        now = self._clock()
+        elapsed, self._last = (0.0 if self._last is None else max(0.0, now - self._last)), now
+        self._translation = min(self.max_translation, self._translation + self.speed * elapsed)
+        self._rotation = min(self.max_rotation, self._rotation + self.angular_speed * elapsed)
+        out = np.array(delta, dtype=np.float64)
+        out[:3] = clip_norm(out[:3], self._translation)
+        out[3:6] = clip_norm(out[3:6], self._rotation)
+        self._translation -= float(np.linalg.norm(out[:3]))
+        self._rotation -= float(np.linalg.norm(out[3:6]))
+        return out
 
 
 def step_target(target: Pose, delta: np.ndarray, limits: SafetyLimits) -> Pose:
     """The next target: delta applied to the previous *target* (world axes), xyz clipped to the workspace.
 
     A target outside the box (an arm that starts outside it) is brought back at most `max_translation`
-    per axis per step, never in one jump."""
+    (Euclidean) per step, never in one jump."""
     previous = np.asarray(target.position, dtype=np.float64)
     position = np.clip(previous + delta[:3], limits.low, limits.high)
-    position = previous + np.clip(position - previous, -limits.max_translation, limits.max_translation)
+    position = previous + clip_norm(position - previous, limits.max_translation)
     euler = compose_rotation(np.asarray(target.euler), delta[3:6])
     return Pose.from_arrays(position, euler, float(delta[6]))
 

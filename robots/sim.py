@@ -260,6 +260,10 @@ class SimRobot(ArmRobot):
         self._drive(target, self.period_s)
         return True
 
+    def _motion_clock(self) -> float:
+        """Simulated seconds: the speed limit counts the physics' time (each command drives one period)."""
+        return float(self._data.time) if self._data is not None else 0.0
+
     def _move_to(self, target: Pose) -> bool:
         self._drive(target, 1.0)
         return True

@@ -45,8 +45,9 @@ def test_goal_pose_is_reached_through_the_safety_layer() -> None:
         robot.reset()
         state = move_to_pose(robot, [0.4, 0.1, 0.05, 0, 0, 0.3, 0.0])
         np.testing.assert_allclose(state[:3], [0.4, 0.1, 0.05], atol=0.005)
-        assert state[6] == 0.0 and len(robot.commands) == 2, "0.1 m in two 5 cm steps"
-        assert robot.commands[0].position[0] == pytest.approx(0.35)
+        assert state[6] == 0.0 and len(robot.commands) == 4, "0.17 m (diagonal) in four steps of at most 5 cm"
+        first = np.asarray(robot.commands[0].position) - [0.3, 0.0, 0.15]
+        assert np.linalg.norm(first) == pytest.approx(0.05)  # Euclidean, not 5 cm per axis
         with pytest.raises(RemixError, match="outside the robot's workspace"):
             move_to_pose(robot, [2.0, 0, 0, 0, 0, 0, 1])
 

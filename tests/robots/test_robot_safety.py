@@ -23,6 +23,7 @@ from robots.robot import ArmFault, RobotFault
 from robots.safety import (
     Pose,
     SafetyLimits,
+    SpeedLimiter,
     StopKeyMonitor,
     safe_reset_waypoints,
     sanitize_action,
@@ -59,7 +60,7 @@ def test_sanitized_actions_are_within_limits_or_rejected(values: list[float]) ->
     if not np.all(np.isfinite(action)):
         assert out is None
         return
-    assert out is not None and np.all(np.abs(out[:3]) <= 0.05) and np.all(np.abs(out[3:6]) <= 0.25)
+    assert out is not None and np.linalg.norm(out[:3]) <= 0.05 + 1e-12 and np.linalg.norm(out[3:6]) <= 0.25 + 1e-12
     assert 0.0 <= out[6] <= 1.0
     target = step_target(Pose.from_state([0.3, 0, 0.1, 0, 0, 0, 1]), out, LIMITS)
     assert LIMITS.contains(target.position)
@@ -263,3 +264,39 @@ def test_a_stopped_robot_is_not_watched() -> None:
         robot.send_action([0.01, 0, 0, 0, 0, 0, 1])  # held, and does not re-arm the watchdog
         time.sleep(0.15)
         assert robot.events.watchdog_trips == 0
+
+
+# ------------------------------------------------------------------ Euclidean step limit and speed per unit time
+def test_a_diagonal_step_is_limited_by_its_length_not_per_axis() -> None:
+    out = sanitize_action(np.array([0.05, 0.05, 0.05, 0.25, 0.25, 0.25, 1.0]), LIMITS)
+    assert np.linalg.norm(out[:3]) == pytest.approx(0.05) and np.linalg.norm(out[3:6]) == pytest.approx(0.25)
+    np.testing.assert_allclose(out[:3] / np.linalg.norm(out[:3]), np.ones(3) / np.sqrt(3))  # direction kept
+
+
+def test_speed_limit_counts_time_not_calls() -> None:
+    now = [0.0]
+    limiter = SpeedLimiter(LIMITS, control_hz=10.0, clock=lambda: now[0])
+    step = np.array([0.05, 0, 0, 0, 0, 0, 1.0])
+    moved = sum(limiter.limit(step)[0] for _ in range(6))  # six calls at the same instant
+    assert moved == pytest.approx(2 * 0.05), "a burst moves at most two steps"
+    total = 0.0
+    for _ in range(100):  # then a flood, 1 ms apart, for 0.1 s
+        now[0] += 0.001
+        total += limiter.limit(step)[0]
+    assert total == pytest.approx(1.25 * 0.05 * 10 * 0.1, rel=1e-6), "sustained: 1.25 steps per control period"
+    limiter.reset()
+    now[0] += 0.1
+    for _ in range(50):  # a loop at the nominal rate (with jitter) is never clipped
+        now[0] += 0.1 + (0.02 if _ % 2 else -0.02)
+        assert limiter.limit(step)[0] == pytest.approx(0.05)
+
+
+def test_a_flood_of_actions_cannot_outrun_the_speed_limit_on_the_mock_arm() -> None:
+    with MockRobot() as robot:  # rate mode: the wall clock
+        start = np.asarray(robot.reset().state[:3], dtype=np.float64)
+        started = time.monotonic()
+        for _ in range(6):
+            robot.send_action([0.05, 0.05, 0.0, 0, 0, 0, 1])
+        elapsed = time.monotonic() - started
+        moved = np.linalg.norm(np.asarray(robot.target.position) - start)
+        assert moved <= 2 * 0.05 + 1.25 * 0.05 * 10 * elapsed + 1e-9, (moved, elapsed)  # was 0.29 m in 1.3 ms
