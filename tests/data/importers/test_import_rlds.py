@@ -152,3 +152,16 @@ def test_cli_import_and_one_line_errors(tmp_path):
         f"error: {tmp_path}: cannot tell the dataset format; pass format=rlds|lerobot|robomimic|replay_buffer "
         "or point SRC at <name>/<version>/, a LeRobot root, a robomimic .hdf5 or a replay-buffer .zarr"
     ]
+
+
+def test_every_preset_loads():
+    from remix.data.importers.options import PRESET_DIR
+
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    assert {"bridge", "robomimic_mh", "droid", "fractal20220817_data", "toto", "kuka"} <= set(names)
+    for name in names:
+        options = build_options(preset=name)
+        assert options.action, name
+        assert options.fps or options.format == "robomimic", name  # robomimic reads its rate from env_args
+    with pytest.raises(Exception, match="no import preset 'nope'; use one of berkeley_autolab_ur5, bridge"):
+        build_options(preset="nope")
