@@ -1,0 +1,61 @@
+"""remix-shakedown on the mock, the MuJoCo sim and franky-sim (real franky client), driven by scripted answers."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from robots.shakedown import shakedown_main
+
+ALL_YES = "operator.answers=[" + ",".join(["y"] * 14) + "]"
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["remix-shakedown", *args])
+    with pytest.raises(SystemExit) as exited:
+        shakedown_main()
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(exited.value.code or 0), out.out + out.err
+
+
+@pytest.mark.parametrize("robot", ["mock", "sim"])
+def test_shakedown_passes_every_step(monkeypatch, capsys, tmp_path, robot: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli(monkeypatch, capsys, f"robot={robot}", "operator.kind=scripted", ALL_YES)
+    assert code == 0, out
+    for step in ("connect", "read state", "move +x", "move -z", "gripper close", "gripper open", "stop / resume",
+                 "reset again"):
+        assert step in out
+    assert "FAIL" not in out and "skipped" not in out
+
+
+def test_shakedown_skips_quits_and_fails(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli(monkeypatch, capsys, "robot=mock", "operator.kind=scripted", "operator.answers=[y,n,q]")
+    assert code == 0 and "operator skipped" in out and "operator quit" in out and "move +x" not in out
+    # a reflex at the robot's 3rd command (the first moves): that step fails, the rest still run, exit code 1
+    code, out = run_cli(monkeypatch, capsys, "robot=mock", "+robot.faults={reflex:[3]}", "operator.kind=scripted", ALL_YES)
+    assert code == 1 and "FAIL" in out and "RobotFault" in out and "reset again" in out
+
+
+def test_shakedown_rejects_bad_settings(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli(monkeypatch, capsys, "robot=mock", "move_m=0.5")
+    assert code == 1 and out.strip().splitlines()[-1].startswith("error: shakedown needs")
+
+
+@pytest.mark.slow
+def test_shakedown_on_franky_sim(monkeypatch, capsys, tmp_path) -> None:
+    pytest.importorskip("franky")
+    pytest.importorskip("franky_sim")
+    from robots.franky_sim_server import FrankySimServer
+
+    monkeypatch.chdir(tmp_path)
+    with FrankySimServer() as (_, host):
+        code, out = run_cli(monkeypatch, capsys, "robot=franka", f"robot.fci_host={host}", "robot.realtime=false",
+                            "robot.gripper=null", "robot.cameras=null", "gripper=false", "timeout_s=20",
+                            "operator.kind=scripted", ALL_YES)
+    assert code == 0, out
+    assert "move +z" in out and "stop / resume" in out and "FAIL" not in out
