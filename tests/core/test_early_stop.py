@@ -91,12 +91,15 @@ def test_unlearnable_domain_does_not_stop_the_reference_on_a_real_run() -> None:
     assert new.onsets["random"] is not None  # still reported, only ignored for the choice
 
 
-def test_learnable_domains_are_not_called_unlearnable_on_a_real_run() -> None:
-    c = _curves("builtin_1x")
+@pytest.mark.parametrize("run", ["builtin_1x", "builtin_1x_image32"])
+def test_only_the_domains_without_signal_are_unlearnable_on_real_runs(run: str) -> None:
+    # builtin_1x_image32: the same data seen through 32x32 images by the tiny CNN, recorded the same way
+    c = _curves(run)
     new = select_checkpoint(c["steps"], c["train_nll"], c["val_nll"], 0.01, 2, c["marginal_nll"], 0.02)
+    assert "random" in new.unlearnable
     for name in ("clean", "centimetres"):
         assert name not in new.unlearnable
-        assert min(c["val_nll"][name]) < 0.9 * c["marginal_nll"][name]
+        assert min(c["val_nll"][name]) < 0.95 * c["marginal_nll"][name]  # well clear of the 2% line
 
 
 def test_unlearnable_rule_on_hand_made_curves() -> None:
