@@ -74,9 +74,10 @@ def blind_labels(policies: Sequence[str], seed: int) -> dict[str, int]:
     return dict(zip(policies, labels))
 
 
-def trial_seed(session_seed: int, task: str, policy: str, trial_index: int, attempt: int) -> int:
-    """A seed per trial that does not depend on run order (so a resumed session reuses the same seeds)."""
-    return _stable_hash(session_seed, task, policy, trial_index, attempt) % (2**31)
+def trial_seed(session_seed: int, task: str, trial_index: int, attempt: int) -> int:
+    """The scene seed of a trial: independent of run order (a resumed session reuses it) and of the policy,
+    so every policy meets the same scenes at the same trial index (the paper's fixed placements)."""
+    return _stable_hash(session_seed, task, trial_index, attempt) % (2**31)
 
 
 def _stable_hash(*parts: object) -> int:
@@ -103,6 +104,7 @@ class SessionSettings:
     record_video: bool = True
     sim_time: bool = True  # on a simulator (it labels trials itself) count time in simulated seconds
     max_goal_steps: int = 500  # simulator goal images: expert steps allowed to reach the goal
+    max_goal_scenes: int = 5  # simulator: scenes tried per trial until the expert solves one (it defines the goal)
     rollout: RolloutSettings = RolloutSettings()
 
     def __post_init__(self) -> None:
@@ -227,15 +229,18 @@ class EvalSession:
     def _run_trial(self, planned: PlannedTrial, attempt: int) -> str:
         if isinstance(self.robot, SimulatedRobot):
             self.robot.set_task(planned.task)
-        seed = trial_seed(self.session.seed, planned.task, planned.policy, planned.trial_index, attempt)
-        _seed_everything(seed, self.policies[planned.policy])
+        seed = trial_seed(self.session.seed, planned.task, planned.trial_index, attempt)
         shown = self.shown_name(planned.policy)
         title = (f"[{self._count[0]}/{self._count[1]}] {planned.task} / {shown} / "
                  f"trial {planned.trial_index + 1}/{self.session.trials_per_cell}" + (f" (retry {attempt})" if attempt else ""))
-        goal = self.goal(planned.task)  # before the trial's reset: capturing means arranging the goal scene
-        goal_png = self.goal_path(planned.task)
+        # before the trial's reset: capturing a goal means running the expert / arranging the goal scene
+        if self._scene_goals(planned.task):
+            seed, goal, goal_png = self.scene_goal(planned.task, seed)
+        else:
+            goal, goal_png = self.goal(planned.task), self.goal_path(planned.task)
         assert goal_png is not None
-        observation = self._prepare(title, seed)
+        _seed_everything(seed, self.policies[planned.policy])
+        observation = self._prepare(title, seed, planned.task)
         video_path = self.video_path(planned, attempt)
         video = TrialVideo(video_path, self.robot.control_hz) if self.settings.record_video else None
         rollout = replace(self.settings.rollout, sim_time=self.is_sim() and self.settings.sim_time)
@@ -259,16 +264,21 @@ class EvalSession:
         self.operator.say(f"{title}: {outcome.replace('_', ' ')} ({describe(result)})")
         return outcome
 
-    def _prepare(self, title: str, seed: int) -> Observation:
-        """Reset, let the operator set the scene (real robots), return the first observation."""
+    def _prepare(self, title: str, seed: int, task: str) -> Observation:
+        """Reset; on a real robot the operator puts the objects back at the goal's start placements (the
+        paper's protocol: every trial starts where the goal's demonstration started). Returns the first
+        observation."""
 
         def prepare() -> Observation:
             observation = self.robot.reset(seed=seed)
             if self.is_sim():
                 self.operator.say(f"{title}: running")
                 return observation
-            self.operator.ask(f"{title}: set up the scene, then press Enter to start "
-                              f"(stop key {stop_keys_text(self.settings.rollout.stop_keys)} ends the trial)", default="")
+            start = self.start_path(task)
+            shown = f" (as in {start})" if start is not None else ""
+            self.operator.ask(f"{title}: reset the scene to the goal's start placements{shown}, then press Enter "
+                              f"to start (stop key {stop_keys_text(self.settings.rollout.stop_keys)} ends the trial)",
+                              default="")
             return self.robot.get_observation()
 
         return self._retry_faults(title, prepare)
@@ -306,6 +316,48 @@ class EvalSession:
     def goals_root(self) -> Path:
         return self.media_dir / "goals"
 
+    def start_path(self, task: str) -> Path | None:
+        """The image of the start placements captured with `task`'s goal (None for an imported goal)."""
+        cameras = list(self.robot.observation_spec.cameras)
+        path = self.goals_root / slug(task) / "start" / f"{cameras[0]}.png" if cameras else None
+        return path if path is not None and path.exists() else None
+
+    def _scene_goals(self, task: str) -> bool:
+        """Simulators make each trial's goal from the trial's own scene, unless a goal image was given."""
+        return self.is_sim() and isinstance(self.robot, SimulatedRobot) and task not in (self.settings.goal_images or {})
+
+    def scene_goal(self, task: str, seed: int) -> tuple[int, Observation, Path]:
+        """(scene seed, goal, goal PNG) for a simulator trial: the goal is the last frame of the scripted
+        expert's successful execution from this very scene, the same definition training uses (a demo's
+        last frame). A scene the expert cannot solve is replaced by the next one (derived from the seed).
+        Goals are kept per scene under goals/<task>/scene-<seed>/, so every policy and a resumed session
+        reuse them."""
+        assert isinstance(self.robot, SimulatedRobot)
+        cameras = dict(self.robot.observation_spec.cameras)
+        for _ in range(self.settings.max_goal_scenes):
+            folder = self.goals_root / slug(task) / f"scene-{seed}"
+            if (folder / META_NAME).exists():
+                return seed, load_goal(folder, cameras), folder / f"{next(iter(cameras))}.png"
+            goal = self._retry_faults(f"goal of {task} scene {seed}", lambda seed=seed: self._expert_goal(seed))
+            if goal is not None:
+                record = save_goal(folder.parent, folder.name, goal, self.robot.name, source="expert", overwrite=True,
+                                   extra={"session": self.session.name, "task": task, "seed": seed})
+                return seed, goal, record.path / f"{next(iter(cameras))}.png"
+            self.operator.say(f"the scripted expert did not solve {task} on scene {seed}; taking another scene")
+            seed = _stable_hash(seed, "next scene") % (2**31)
+        raise RemixError(f"the scripted expert failed {task} on {self.settings.max_goal_scenes} scenes in a row; "
+                         "check the task, or raise max_goal_steps")
+
+    def _expert_goal(self, seed: int) -> Observation | None:
+        robot = self.robot
+        assert isinstance(robot, SimulatedRobot)
+        self.robot.reset(seed=seed)
+        for _ in range(self.settings.max_goal_steps):
+            if robot.check_success():
+                return self.robot.get_observation()
+            self.robot.send_action(robot.expert_action())
+        return self.robot.get_observation() if robot.check_success() else None
+
     def goal_path(self, task: str) -> Path | None:
         """The goal PNG (first camera) recorded with every trial of `task`."""
         return self.log.goal_image(self.session, task)
@@ -330,6 +382,8 @@ class EvalSession:
                 goal, how = load_goal(source, cameras), f"file:{source}"
             else:
                 use_expert = isinstance(self.robot, SimulatedRobot)
+                if not use_expert:
+                    self._capture_start(task)
                 goal, how = self._retry_faults(f"goal image for {task}", lambda: capture_goal(
                     self.robot, task, self.operator, use_expert=use_expert, max_expert_steps=self.settings.max_goal_steps,
                     seed=_stable_hash(self.session.seed, "goal", task) % (2**31)))
@@ -338,6 +392,16 @@ class EvalSession:
             self.log.set_goal_image(self.session, task, record.path / f"{next(iter(cameras))}.png")
         self._goals[task] = goal
         return goal
+
+
+    def _capture_start(self, task: str) -> None:
+        """Real robots: record the start placements the goal is reached from; every trial is reset to them."""
+        self._retry_faults(f"start placements for {task}", lambda: self.robot.reset())
+        self.operator.ask(f"task {task!r}: place the objects at the start placements every trial will start from, "
+                          "then press Enter to photograph them", default="")
+        save_goal(self.goals_root / slug(task), "start", self.robot.get_observation(), self.robot.name,
+                  source="operator", overwrite=True, extra={"session": self.session.name, "task": task, "role": "start"})
+        self.operator.say(f"task {task!r}: now do the task from there (move the objects to the goal)")
 
 
 def _seed_everything(seed: int, policy: Policy) -> None:

@@ -69,7 +69,7 @@ class ReachXRobot(MockRobot):
         return bool(self.target.position[0] >= self.threshold)
 
 
-GOAL = ["", "y"]  # arrange the goal scene + Enter, then keep the captured image
+GOAL = ["", "", "y"]  # start placements + Enter, goal scene + Enter, then keep the captured goal image
 
 
 def answers_for(trials: int, label: str, goals: int = 0, note: str = "") -> list[str]:

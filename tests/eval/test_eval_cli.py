@@ -55,7 +55,7 @@ def demo_store(tmp_path_factory):
 def sim_args(db, store, trials=3):
     return [f"db={db}", "robot=sim", "session=nightly", "tasks=[lift_red,put_red_in_green]",
             f"policies={{expert:'scripted:expert',replay:'replay:{store}#0'}}", f"trials={trials}",
-            "time_limit_s=3", "operator.kind=scripted", "progress=false"]
+            "time_limit_s=5", "operator.kind=scripted", "progress=false"]  # pick-and-place takes up to 18 steps (3.6 s)
 
 
 def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store, cli):
@@ -110,7 +110,8 @@ def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store
 
 
 def test_operator_session_through_the_cli(tmp_path, demo_store, cli):
-    answers = '["",y,"",s,"looks good","",f,""]'  # goal capture (arrange, keep), then start/label/note per trial
+    # start placements, goal capture (arrange, keep), then per trial: reset to the start placements, label, note
+    answers = '["","",y,"",s,"looks good","",f,""]'
     result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
                  f"policies={{demo:'replay:{demo_store}#0'}}", "time_limit_s=0.3", "operator.kind=scripted",
                  f"operator.answers={answers}", "operator.name=ann", "session=lab", cwd=tmp_path)
@@ -196,8 +197,8 @@ def write_untrained_checkpoint(directory: Path) -> Path:
 
 def test_a_diffusion_checkpoint_runs_through_the_harness(tmp_path, cli):
     checkpoint = write_untrained_checkpoint(tmp_path / "ckpt")
-    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=2",
-                 f"policies={{untrained:'{checkpoint}'}}", "time_limit_s=2", "operator.kind=scripted", "progress=false",
+    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "robot.cameras.cam0=[16,16]", "tasks=[lift_red]",
+                 "trials=2", f"policies={{untrained:'{checkpoint}'}}", "time_limit_s=2", "operator.kind=scripted", "progress=false",
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     with TrialLog.open(tmp_path / "t.sqlite") as log:

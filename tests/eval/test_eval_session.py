@@ -143,7 +143,34 @@ def test_sim_session_labels_itself_without_an_operator(tmp_path):
         assert all(r.end_reason == "time_limit" and r.steps == 80 for r in idle)  # 8 s of sim time at 10 Hz
         assert all(r.duration_s < 8.0 for r in idle)  # ... without waiting for the wall clock
         assert log.resolve(rows[0].goal_image_path).exists()
-        assert len({r.seed for r in rows}) == 8  # every trial its own scene
+        # every trial index its own scene, and every policy meets the same scenes (the paper's fixed placements)
+        seeds = {p: [(r.task, r.trial_index, r.seed) for r in rows if r.policy == p] for p in policies}
+        assert seeds["expert"] == seeds["idle"] and len({s for _, _, s in seeds["expert"]}) == 4
+
+
+def test_each_sim_trial_gets_its_goal_from_its_own_scene(tmp_path):
+    """The goal is the last frame of the expert's successful execution from the trial's scene (as a demo's last
+    frame is in training), not one goal per session from another scene."""
+    from robots.goals import read_image
+    from robots.sim import SimRobot
+
+    robot = SimRobot(profile="widowx", task="lift_red", cameras={"cam0": (32, 32)})
+    policies = {"expert": load_policy("scripted:expert", robot=robot)}
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        run(log, robot, policies, answers=[], tasks=("lift_red",), trials=3, rollout=RolloutSettings(time_limit_s=8.0))
+        rows = log.trials()
+        goals = [read_image(log.resolve(r.goal_image_path)) for r in rows]
+        assert len({r.goal_image_path for r in rows}) == 3
+        with robot:
+            for row, goal in zip(rows, goals):
+                robot.set_task("lift_red")
+                robot.reset(seed=row.seed)
+                first = robot.get_observation().images["cam0"]
+                while not robot.check_success():
+                    robot.send_action(robot.expert_action())
+                assert np.array_equal(robot.get_observation().images["cam0"], goal)  # that scene's success frame
+                # the cube in the goal sits where it started in the trial's own scene: only the lift changes the view
+                assert np.abs(first.astype(int) - goal.astype(int)).mean() < 12
 
 
 def test_unknown_sim_task_is_rejected_before_anything_runs(tmp_path):
@@ -209,3 +236,17 @@ def test_each_trial_seeds_the_policy_with_its_logged_seed(tmp_path):
         run(log, MockRobot(control_hz=50.0), {"p": policy}, answers_for(3, "s", goals=1), tasks=("a",), trials=3,
             rollout=RolloutSettings(time_limit_s=0.06))
         assert policy.seen == [r.seed for r in log.trials()] and len(set(policy.seen)) == 3
+
+
+def test_real_robot_trials_start_from_the_goals_start_placements(tmp_path):
+    """The paper's protocol: the operator photographs the start placements with the goal, and every trial asks
+    for the scene to be reset to them."""
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        _, operator = run(log, MockRobot(control_hz=50.0), {"p": ConstantPolicy(FORWARD)},
+                          answers_for(2, "s", goals=1), tasks=("a",))
+        start = tmp_path / "t_media" / "s1" / "goals" / "a" / "start" / "cam0.png"
+        assert start.exists() and (start.parent / "goal.json").exists()
+        assert "start placements" in operator.prompts[0] and "goal scene" in operator.prompts[1]
+        trial_prompts = [p for p in operator.prompts if "press Enter to start" in p]
+        assert len(trial_prompts) == 2
+        assert all(f"reset the scene to the goal's start placements (as in {start})" in p for p in trial_prompts)
