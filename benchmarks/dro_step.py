@@ -71,7 +71,7 @@ def main() -> None:
         n_obs=2,
         state_dim=7,
         cameras=("cam0",) if args.encoder != "none" else (),
-        image_encoder=args.encoder if args.encoder != "none" else "conv",
+        encoder=args.encoder if args.encoder != "none" else "tiny",
         hidden_dims=tuple(args.hidden),
     )
     num_samples = 100_000

@@ -111,7 +111,7 @@ def loader_vs_model(workers: list[int], batches: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="remix-bench-"))
     make_synthetic_store(root / "bench.zarr", SyntheticDomain("bench", num_episodes=8, episode_length=20, image_size=224))
     config = ModelConfig(encoder="resnet18", image_size=(224, 224), horizon=4)
-    domains = discover_domains(MixtureConfig(stores=(str(root / "bench.zarr"),), val_fraction=0.0))
+    domains = discover_domains(MixtureConfig(paths=(str(root / "bench.zarr"),), val_fraction=0.0))
     dataset = MixtureDataset(domains, config, fit_normalization(domains, config, None), "train", AugmentConfig())
     batch_size = 16
     sampler = WeightedDomainSampler(dataset.sizes, [1.0], num_samples=batch_size * (batches + 2), seed=0)

@@ -46,7 +46,7 @@ STEP = 0.02  # m per control step (0.2 m/s at 10 Hz)
 # CPU presets: a small GroupNorm conv net with spatial-softmax keypoints on 64 px frames, proprio state,
 # future-frame goal relabeling, random-shift crops, a 8-step chunk of which 4 are executed.
 MODEL = ModelConfig(cameras=("cam0",), image_size=(64, 64), n_obs=1, horizon=8, encoder="small", pool="spatial_softmax",
-                    keypoints=32, embed_dim=128, hidden_dim=256, num_blocks=3, use_proprio=True)
+                    keypoints=32, embed_dim=128, hidden_dim=256, num_blocks=3, use_state=True)
 AUGMENT = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0.1, contrast=0.1, hue=0.0, shift=0.06)
 PRESETS: dict[str, dict] = {
     "cpu30": {"steps": 3000, "batch_size": 64},
@@ -80,7 +80,7 @@ def make_robot(task: str, image: int) -> SimRobot:
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
-    return replace(MODEL, image_size=(args.image, args.image), use_proprio=not args.no_state)
+    return replace(MODEL, image_size=(args.image, args.image), use_state=not args.no_state)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -138,7 +138,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict:
     run_dir = root / f"policy_{args.preset}_{config.steps}"
     if args.fresh or not (run_dir / "train.json").exists():
         started = time.monotonic()
-        mixture = MixtureConfig(stores=(str(store),), val_fraction=0.0, goal_relabel=args.relabel)
+        mixture = MixtureConfig(paths=(str(store),), val_fraction=0.0, goal_relabel=args.relabel)
         checkpoint = train(model_config(args), mixture, config, run_dir, overwrite=True)
         (run_dir / "train.json").write_text(json.dumps({"checkpoint": str(checkpoint),
                                                         "train_s": round(time.monotonic() - started, 1)}))

@@ -52,7 +52,7 @@ MODALITIES = {
         "data.builtin.image_size=32",
         "model.cameras=[cam0]",
         "model.use_state=false",
-        "model.image_encoder=conv",
+        "model.encoder=tiny",
     ],
 }
 SCORINGS = {

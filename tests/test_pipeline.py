@@ -54,7 +54,7 @@ def test_weights_subset_demos_training_eval_and_report(tmp_path):
     assert demos.num_episodes == 2 and set(demos.field("task")) == {"lift_red"}
 
     run(
-        "remix-train", "runs/policy", f"data.stores=[{','.join(stores)}]", "data.weights=runs/weights",
+        "remix-train", "runs/policy", f"data.paths=[{','.join(stores)}]", "data.weights=runs/weights",
         "data.cotrain=[demos/sim.zarr]", "model.encoder=tiny", "model.image_size=[32,32]", "train.steps=20",
         "train.batch_size=8", "train.num_workers=0", "train.val_every=20", "train.save_every=20", "train.progress=false",
         cwd=tmp_path,

@@ -21,7 +21,7 @@ import hydra
 from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from remix.common.errors import ConfigError, RemixError
 from remix.common.operator_input import OperatorInput, make_operator
@@ -72,13 +72,62 @@ def _overrides(argv: Sequence[str]) -> list[str]:
     return found
 
 
+# Keys that were renamed so that one concept has one name in every CLI: an old key gets a one-line error
+# naming its replacement (never silently accepted).
+RENAMED_KEYS = {
+    "output_dir": "out",
+    "data.stores": "data.paths",
+    "data.domain_field": "data.domain_key",
+    "model.use_proprio": "model.use_state",
+}
+_TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+
+
+def renamed_key(config_name: str, key: str) -> str | None:
+    """The new name of an old key, if `key` (as typed, without +/~ prefixes) is one this CLI no longer has."""
+    key = key.lstrip("+~")
+    new = RENAMED_KEYS.get(key)
+    if new is None:
+        return None
+    # only a redirect where the old key really is gone (remix-report's db, remix-subset's paths... stay)
+    with initialize_config_module(CONFIG_MODULE, version_base=None):
+        cfg = compose(config_name)
+    return None if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT else new
+
+
+_ABSENT = object()
+
+
+def _type_problem(error: BaseException) -> str | None:
+    """`key=value: expected an integer` from OmegaConf's multi-line validation error, if that is the cause."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    if cause is None or not getattr(cause, "full_key", None):
+        return None
+    wanted = re.search(r"could not be converted to (\w+)", cause.msg)
+    value = re.search(r"Value '([^']*)'", cause.msg)
+    if wanted and value:
+        expected = _TYPE_NAMES.get(wanted.group(1), wanted.group(1))
+        return f"{cause.full_key}={value.group(1)} is not valid: {cause.full_key} must be {expected}"
+    return f"{cause.full_key}: {cause.msg.splitlines()[0]}"
+
+
 def check_overrides(config_name: str, overrides: Sequence[str]) -> str | None:
     """Compose the config with the user's overrides; return a one-line reason if that fails."""
+    program = Path(sys.argv[0]).name
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        new = renamed_key(config_name, key)
+        if new is not None:
+            return f"'{key.lstrip('+~')}' is now called '{new}'; write {new}=... (run {program} --help to see its settings)"
     try:
         with initialize_config_module(CONFIG_MODULE, version_base=None):
             compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
-        program = Path(sys.argv[0]).name
+        typed = _type_problem(error)
+        if typed:
+            return f"{typed} (run {program} --help to see its settings)"
         text = str(error)
         unknown = re.search(r"Could not override '([^']+)'", text)
         if unknown and "To append to your config" in text:

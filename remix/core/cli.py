@@ -9,11 +9,13 @@ remix-subset runs/w/weights.json fraction=0.25 out=subset/
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from remix.common.cli import hydra_main
+from remix.common.config import build, register
 from remix.common.errors import ConfigError
 from remix.core.dro import DROConfig
 from remix.core.features import FeatureSettings
@@ -21,96 +23,113 @@ from remix.core.model import OptimConfig
 from remix.core.run import ActionSettings, DataSettings, ModelSettings, WeightsSettings, run_weights
 from remix.core.train import ReferenceConfig, StageConfig
 
+# The library dataclasses hold every default; the sections below only regroup them the way the CLI
+# spells its keys (e.g. reference.steps for ReferenceConfig.stage.steps) and read their defaults there.
+_DATA, _STAGE, _REFERENCE, _SETTINGS = DataSettings(), StageConfig(), ReferenceConfig(), WeightsSettings(out=Path("."))
 
-def _tuple(value: object) -> tuple:
-    return tuple(value) if value is not None else ()
+
+@dataclass(frozen=True)
+class BuiltinData:
+    """data.builtin: the built-in synthetic dataset (used when data.paths is empty)."""
+
+    image_size: int = _DATA.builtin_image_size  # 0 = state only
+    episode_length: int = _DATA.builtin_episode_length
+    episodes_scale: int = _DATA.builtin_episodes_scale  # multiply every built-in domain's episode count
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """data: episode stores and how they are read."""
+
+    paths: tuple[str, ...] = _DATA.paths  # episode stores; empty = built-in synthetic dataset in out/builtin-data
+    domain_key: str | None = _DATA.domain_key  # per-episode field splitting a store into domains; None = one per store
+    val_fraction: float = _DATA.val_fraction  # held-out episodes per domain for early stopping
+    in_memory: bool = _DATA.in_memory  # stack all windows into tensors once; false = read lazily
+    num_workers: int = _DATA.num_workers  # DataLoader workers when in_memory=false
+    max_memory_gb: float = _DATA.max_memory_gb  # refuse in_memory beyond this estimate
+    builtin: BuiltinData = field(default_factory=BuiltinData)
+
+
+@dataclass(frozen=True)
+class ReferenceSection:
+    """reference: the reference stage (early-stopped) and its evaluation cadence."""
+
+    steps: int = _STAGE.steps  # upper bound; training stops once the choice is final (stop_when_overfit)
+    eval_every: int = _REFERENCE.eval_every
+    eval_samples: int = _REFERENCE.eval_samples  # windows per domain and split for the loss curves
+    tolerance: float = _REFERENCE.tolerance
+    patience: int = _REFERENCE.patience
+    stop_when_overfit: bool = _REFERENCE.stop_when_overfit
+    min_gain: float | None = _REFERENCE.min_gain  # None: no domain is called unlearnable (release)
+    past_chosen_evals: int = _REFERENCE.past_chosen_evals  # ablation: take the checkpoint this many evals later
+    keep_checkpoints: bool = _SETTINGS.keep_checkpoints  # keep every evaluated checkpoint, not only the chosen one
+
+
+@dataclass(frozen=True)
+class DroSection(DROConfig):
+    """dro: the alpha update (DROConfig) plus the DRO stage's length and mode."""
+
+    steps: int | None = _SETTINGS.dro_steps  # None = as many steps as the reference ran
+    checkpoint_every: int | None = _SETTINGS.dro_checkpoint_every  # None = reference.eval_every
+    cache_reference: bool = _SETTINGS.cache_reference  # reference NLL computed once per window
+    plain: bool = _SETTINGS.plain_dro  # plain Group DRO on the proxy NLL, no reference (paper Table 1)
+
+
+@dataclass(frozen=True)
+class ExportSection:
+    floor: float = _SETTINGS.export_floor  # minimum share per domain in mixture.json (RT-X release: 0.01)
+
+
+@dataclass(frozen=True)
+class WeightsCommand:
+    """remix-weights' settings; `settings()` regroups them into the library's WeightsSettings."""
+
+    out: str = "runs/remix-weights"  # run directory (weights.json, CSV logs, plots/, mixture.json)
+    overwrite: bool = _SETTINGS.overwrite  # replace a finished (or interrupted) run in `out`
+    resume: bool = _SETTINGS.resume  # continue an interrupted run in `out` from its last checkpoint
+    seed: int = _SETTINGS.seed
+    device: str = _SETTINGS.device  # auto | cpu | cuda | cuda:N (one GPU per rank under torchrun)
+    batch_size: int = _STAGE.batch_size  # global batch (split across ranks)
+    log_every: int = _STAGE.log_every
+    data: DataSection = field(default_factory=DataSection)
+    actions: ActionSettings = field(default_factory=ActionSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    reference: ReferenceSection = field(default_factory=ReferenceSection)
+    dro: DroSection = field(default_factory=DroSection)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    export: ExportSection = field(default_factory=ExportSection)
+
+    def settings(self) -> WeightsSettings:
+        if not self.out:
+            raise ConfigError("out= is empty; give a run directory, e.g. out=runs/weights")
+        d, r, g = self.data, self.reference, self.dro
+        stage = StageConfig(steps=r.steps, batch_size=self.batch_size, log_every=self.log_every,
+                            num_workers=d.num_workers, optim=self.optim)
+        return WeightsSettings(
+            out=Path(self.out),
+            data=DataSettings(paths=d.paths, domain_key=d.domain_key, val_fraction=d.val_fraction, in_memory=d.in_memory,
+                              num_workers=d.num_workers, max_memory_gb=d.max_memory_gb,
+                              builtin_image_size=d.builtin.image_size, builtin_episode_length=d.builtin.episode_length,
+                              builtin_episodes_scale=d.builtin.episodes_scale),
+            actions=self.actions,
+            model=self.model,
+            reference=ReferenceConfig(stage=stage, **{f.name: getattr(r, f.name) for f in fields(ReferenceConfig)
+                                                      if f.name != "stage"}),
+            dro=DROConfig(**{f.name: getattr(g, f.name) for f in fields(DROConfig)}),
+            dro_steps=g.steps, dro_checkpoint_every=g.checkpoint_every, cache_reference=g.cache_reference,
+            plain_dro=g.plain, features=self.features, keep_checkpoints=r.keep_checkpoints,
+            export_floor=self.export.floor, seed=self.seed, device=self.device, overwrite=self.overwrite,
+            resume=self.resume,
+        )
+
+
+register("weights_schema", WeightsCommand)
 
 
 def settings_from_config(cfg: DictConfig) -> WeightsSettings:
     """Typed settings from the composed hydra config (values checked by the dataclasses)."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(c, dict)
-    if not c.get("out"):
-        raise ConfigError("out= is empty; give a run directory, e.g. out=runs/weights")
-    d, a, m, r, o, g = c["data"], c["actions"], c["model"], c["reference"], c["optim"], c["dro"]
-    try:
-        optim = OptimConfig(
-            lr=float(o["lr"]),
-            weight_decay=float(o["weight_decay"]),
-            warmup_steps=int(o["warmup_steps"]),
-            grad_clip=float(o["grad_clip"]),
-        )
-        stage = StageConfig(
-            steps=int(r["steps"]),
-            batch_size=int(c["batch_size"]),
-            log_every=int(c["log_every"]),
-            num_workers=int(d["num_workers"]),
-            optim=optim,
-        )
-        return WeightsSettings(
-            out=Path(c["out"]),
-            data=DataSettings(
-                paths=tuple(str(p) for p in _tuple(d["paths"])),
-                domain_key=d["domain_key"],
-                val_fraction=float(d["val_fraction"]),
-                in_memory=bool(d["in_memory"]),
-                num_workers=int(d["num_workers"]),
-                max_memory_gb=float(d["max_memory_gb"]),
-                builtin_image_size=int(d["builtin"]["image_size"]),
-                builtin_episode_length=int(d["builtin"]["episode_length"]),
-                builtin_episodes_scale=int(d["builtin"]["episodes_scale"]),
-            ),
-            actions=ActionSettings(
-                a["normalization"], bool(a["normalize_gripper"]), a["bins"], int(a["n_bins"])
-            ),
-            model=ModelSettings(
-                n_obs=int(m["n_obs"]),
-                horizon=int(m["horizon"]),
-                use_state=bool(m["use_state"]),
-                cameras=tuple(_tuple(m["cameras"])),
-                image_encoder=m["image_encoder"],
-                use_goal=bool(m["use_goal"]),
-                state_hidden=int(m["state_hidden"]),
-                hidden_dims=tuple(int(h) for h in m["hidden_dims"]),
-                dropout=float(m["dropout"]),
-            ),
-            reference=ReferenceConfig(
-                stage=stage,
-                eval_every=int(r["eval_every"]),
-                eval_samples=int(r["eval_samples"]),
-                tolerance=float(r["tolerance"]),
-                patience=int(r["patience"]),
-                stop_when_overfit=bool(r["stop_when_overfit"]),
-                min_gain=None if r["min_gain"] is None else float(r["min_gain"]),
-            ),
-            dro=DROConfig(
-                eta=float(g["eta"]),
-                smoothing=float(g["smoothing"]),
-                smoothing_target=g["smoothing_target"],
-                clip_excess=bool(g["clip_excess"]),
-                scoring=g["scoring"],
-                absent=g["absent"],
-                unlearnable=g["unlearnable"],
-            ),
-            dro_steps=int(g["steps"]) if g["steps"] is not None else None,
-            dro_checkpoint_every=int(g["checkpoint_every"]) if g["checkpoint_every"] is not None else None,
-            cache_reference=bool(g["cache_reference"]),
-            plain_dro=bool(g["plain"]),
-            keep_checkpoints=bool(r["keep_checkpoints"]),
-            export_floor=float(c["export"]["floor"]),
-            seed=int(c["seed"]),
-            device=str(c["device"]),
-            overwrite=bool(c["overwrite"]),
-            resume=bool(c["resume"]),
-            features=FeatureSettings(
-                mode=c["features"]["mode"],
-                reference_head=bool(c["features"]["reference_head"]),
-                weights=c["features"]["weights"],
-                batch_size=int(c["features"]["batch_size"]),
-            ),
-        )
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"bad config value ({error}); check the key=value overrides") from None
+    return build(WeightsCommand, cfg).settings()
 
 
 def _check_ranges(s: WeightsSettings) -> None:

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from remix.common.errors import ConfigError
 
-IMAGE_ENCODERS = ("resnet18", "resnet34", "resnet50", "conv")
+IMAGE_ENCODERS = ("tiny", "resnet18", "resnet34", "resnet50")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class PolicyConfig:
     n_obs: int = 2
     state_dim: int = 0
     cameras: tuple[str, ...] = ()
-    image_encoder: str = "resnet18"
+    encoder: str = "resnet18"
     use_goal: bool = True
     state_hidden: int = 128
     hidden_dims: tuple[int, ...] = (512, 512, 512)
@@ -42,8 +42,10 @@ class PolicyConfig:
     feature_dim: int = 0  # frozen-feature mode: precomputed image features in batch["features"] (features.py)
 
     def __post_init__(self) -> None:
-        if self.image_encoder not in IMAGE_ENCODERS:
-            raise ConfigError(f"unknown image encoder {self.image_encoder!r}; use one of {IMAGE_ENCODERS}")
+        if self.encoder == "conv":  # the old name of the small CNN
+            raise ConfigError("model.encoder 'conv' is now called 'tiny'; write model.encoder=tiny")
+        if self.encoder not in IMAGE_ENCODERS:
+            raise ConfigError(f"unknown image encoder {self.encoder!r}; use one of {IMAGE_ENCODERS}")
         if self.state_dim <= 0 and not self.cameras and self.feature_dim <= 0:
             raise ConfigError("the policy sees nothing: enable state (model.use_state) or give cameras")
         if self.action_dim <= 0 or self.n_bins < 2 or self.horizon < 1 or self.n_obs < 1:
@@ -65,7 +67,7 @@ class ImageEncoder(nn.Module):
     def __init__(self, frames: int, kind: str) -> None:
         super().__init__()
         in_channels = 3 * frames + 2
-        if kind == "conv":  # tiny CNN for CPU tests and the built-in demo
+        if kind == "tiny":  # tiny CNN for CPU tests and the built-in demo
             self.net = nn.Sequential(
                 nn.Conv2d(in_channels, 32, 5, stride=2, padding=2),
                 nn.GroupNorm(8, 32),
@@ -112,7 +114,7 @@ class DiscretePolicy(nn.Module):
         self.config = config
         frames = config.n_obs + (1 if config.use_goal else 0)
         self.image_encoders = nn.ModuleDict(
-            {cam: ImageEncoder(frames, config.image_encoder) for cam in config.cameras}
+            {cam: ImageEncoder(frames, config.encoder) for cam in config.cameras}
         )
         features = sum(enc.out_dim for enc in self.image_encoders.values()) + config.feature_dim
         if config.state_dim > 0:

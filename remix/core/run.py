@@ -97,7 +97,7 @@ class ModelSettings:
     horizon: int = 1
     use_state: bool = True
     cameras: tuple[str, ...] = ()
-    image_encoder: str = "resnet50"
+    encoder: str = "resnet50"
     use_goal: bool = True
     state_hidden: int = 128
     hidden_dims: tuple[int, ...] = (512, 512, 512)
@@ -280,7 +280,7 @@ def _policy_config(settings: WeightsSettings, data: PreparedData) -> PolicyConfi
         n_obs=m.n_obs,
         state_dim=data.state_dim if m.use_state else 0,
         cameras=tuple(m.cameras),
-        image_encoder=m.image_encoder,
+        encoder=m.encoder,
         use_goal=m.use_goal,
         state_hidden=m.state_hidden,
         hidden_dims=tuple(m.hidden_dims),

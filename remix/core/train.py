@@ -37,8 +37,8 @@ from remix.core.model import DiscretePolicy, OptimConfig, make_optimizer, sequen
 class StageConfig:
     """Length and bookkeeping of one training stage."""
 
-    steps: int = 2000
-    batch_size: int = 128
+    steps: int = 500_000  # the release's RT-X length (an upper bound: early stopping ends it sooner)
+    batch_size: int = 512
     log_every: int = 50
     num_workers: int = 0  # DataLoader workers for lazily read evaluation/caching passes
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -49,7 +49,7 @@ class ReferenceConfig:
     """Reference stage: evaluation cadence and the early-stopping rule (see early_stop.py)."""
 
     stage: StageConfig = field(default_factory=StageConfig)
-    eval_every: int = 200
+    eval_every: int = 50_000
     eval_samples: int = 512  # per domain and split
     tolerance: float = 0.02
     patience: int = 2

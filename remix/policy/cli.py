@@ -1,46 +1,52 @@
-"""`remix-train`: the console script over `configs/train.yaml` (see that file for every setting)."""
+"""`remix-train`: the console script; `TrainCommand` below holds every setting and its default.
+
+configs/train.yaml only selects that schema (`train_schema`); the sections are the library's own
+dataclasses (data: MixtureConfig, model: ModelConfig, train: TrainConfig), so the CLI and the Python
+API run with the same defaults.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass, field
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from remix.common.cli import hydra_main
-from remix.common.errors import ConfigError
-from remix.policy.augment import AugmentConfig
+from remix.common.config import build, register
 from remix.policy.config import ModelConfig
 from remix.policy.data import MixtureConfig
 from remix.policy.train import TrainConfig, train
 
 
-def configs_from(cfg: DictConfig) -> tuple[ModelConfig, MixtureConfig, TrainConfig]:
-    """Typed, validated configs from the composed hydra config."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    training = OmegaConf.to_container(cfg.train, resolve=True)
-    assert isinstance(data, dict) and isinstance(model, dict) and isinstance(training, dict)
-    for key in ("stores", "cotrain"):
-        value = data.get(key) or ()
-        data[key] = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
-    try:
-        augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in training.pop("augment").items()})
-        return ModelConfig.from_dict(model), MixtureConfig(**data), TrainConfig(augment=augment, **training)
-    except TypeError as error:
-        raise ConfigError(f"bad train config: {error}") from None
+@dataclass(frozen=True)
+class TrainCommand:
+    """remix-train's settings."""
+
+    out: str = "runs/policy"  # run directory (checkpoints/, metrics.jsonl, losses.png)
+    resume: Any = False  # false | true (newest checkpoint in out) | path of a checkpoint dir
+    overwrite: bool = False  # true: delete an earlier run in out first (otherwise that is an error)
+    data: MixtureConfig = field(default_factory=MixtureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+register("train_schema", TrainCommand)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@hydra_main("train", positional=("output_dir",))
+@hydra_main("train", positional=("out",))
 def train_main(cfg: DictConfig) -> int:
-    """remix-train OUTPUT_DIR data.stores=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true|overwrite=true]"""
-    model, mixture, training = configs_from(cfg)
+    """remix-train OUT data.paths=[...] [data.weights=weights.json] [data.cotrain=[...]] [resume=true|overwrite=true]"""
+    command = build(TrainCommand, cfg)
     signal.signal(signal.SIGTERM, _interrupt)  # preemption: save where we are, like Ctrl-C
-    checkpoint = train(model, mixture, training, cfg.output_dir, resume=cfg.resume, overwrite=bool(cfg.overwrite))
+    checkpoint = train(command.model, command.data, command.train, command.out, resume=command.resume,
+                       overwrite=command.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"final checkpoint: {checkpoint}")
     return 0

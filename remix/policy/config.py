@@ -34,7 +34,7 @@ class ModelConfig:
     n_obs: int = 2
     horizon: int = 4
     action_dim: int = 7
-    use_proprio: bool = False
+    use_state: bool = False
     state_dim: int = 7
     encoder: str = "resnet18"  # tiny (tests) | small (CPU) | resnet18 | resnet34 | resnet50
     norm: str = "group"
@@ -83,6 +83,8 @@ class ModelConfig:
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Build from a config mapping; unknown keys are an error (they are usually typos)."""
         known = {f.name for f in fields(cls)}
+        if "use_proprio" in values:  # config.json of a checkpoint saved before the key was renamed
+            values = {("use_state" if k == "use_proprio" else k): v for k, v in values.items()}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown model config keys {unknown}; known keys are {sorted(known)}")

@@ -1,7 +1,7 @@
 """The training mixture: domains from episode stores, their weights, the co-training share, and the
 dataset that turns windows into model inputs.
 
-A domain is one store (named by the store's file stem) or, with `domain_field`, one value of that
+A domain is one store (named by the store's file stem) or, with `domain_key`, one value of that
 per-episode field inside a store (e.g. Bridge scenes), named as the Re-Mix core names them. Pre-training
 domains share `1 - cotrain_share` of the draws according to `weights` (Re-Mix `weights.json`, "size",
 "uniform" or an explicit mapping; with `subset`, the subset stores written by remix-subset and, by
@@ -42,8 +42,8 @@ from remix.policy.normalization import Normalization
 class MixtureConfig:
     """Which stores, how their domains are weighted, and the co-training share."""
 
-    stores: tuple[str, ...] = ()
-    domain_field: str | None = None
+    paths: tuple[str, ...] = ()  # pre-training episode stores (each a domain, or split by domain_key)
+    domain_key: str | None = None
     weights: str | Mapping[str, float] | None = None
     cotrain: tuple[str, ...] = ()
     cotrain_share: float = 0.05
@@ -54,13 +54,13 @@ class MixtureConfig:
     cache_mb: float = 1024.0  # hold stores' frames in memory up to this many MB (a zarr read costs ~30 ms)
 
     def __post_init__(self) -> None:
-        if not self.stores and not self.cotrain and not self.subset:
-            raise ConfigError("no training data: set data.stores=[...] (or data.subset=...) and/or data.cotrain=[...]")
-        if self.stores and self.subset:
-            raise ConfigError("give either data.stores or data.subset (whose stores are used), not both")
+        if not self.paths and not self.cotrain and not self.subset:
+            raise ConfigError("no training data: set data.paths=[...] (or data.subset=...) and/or data.cotrain=[...]")
+        if self.paths and self.subset:
+            raise ConfigError("give either data.paths or data.subset (whose stores are used), not both")
         if not 0.0 <= self.cotrain_share <= 1.0:
             raise ConfigError(f"data.cotrain_share must be in [0, 1], got {self.cotrain_share}")
-        if self.cotrain and self.stores and self.cotrain_share in (0.0, 1.0):
+        if self.cotrain and self.paths and self.cotrain_share in (0.0, 1.0):
             raise ConfigError(f"data.cotrain_share={self.cotrain_share} would ignore half the data; "
                               "use a share strictly between 0 and 1, or drop the unused stores")
         if not 0.0 <= self.goal_relabel <= 1.0:
@@ -131,7 +131,7 @@ def subset_stores(spec: str | Path) -> tuple[str, ...]:
 
 def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
     """Open every store, split it into domains and train/val episodes."""
-    pretrain = subset_stores(config.subset) if config.subset else config.stores
+    pretrain = subset_stores(config.subset) if config.subset else config.paths
     domains: list[Domain] = []
     stems: dict[str, Path] = {}
     for cotrain, paths in ((False, pretrain), (True, config.cotrain)):
@@ -144,11 +144,11 @@ def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
                                   "domain names come from store names, rename one")
             stems[stem] = path
             train_mask, val_mask = split_episodes(store.num_episodes, config.val_fraction, seed)
-            if config.domain_field and not cotrain:
-                if config.domain_field not in store.fields:
-                    raise ConfigError(f"store {path} has no per-episode field {config.domain_field!r}; "
+            if config.domain_key and not cotrain:
+                if config.domain_key not in store.fields:
+                    raise ConfigError(f"store {path} has no per-episode field {config.domain_key!r}; "
                                       f"its fields are {list(store.fields)}")
-                labels = store.field(config.domain_field).astype(str)
+                labels = store.field(config.domain_key).astype(str)
                 groups = [(str(v), labels == v) for v in dict.fromkeys(labels.tolist())]
             else:
                 groups = [(stem, np.ones(store.num_episodes, dtype=bool))]
@@ -160,7 +160,7 @@ def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"domain names {duplicated} occur in several stores; rename the stores or the "
-                          f"{config.domain_field!r} values so each domain has one name")
+                          f"{config.domain_key!r} values so each domain has one name")
     empty = [d.name for d in domains if d.num_train_steps == 0]
     if empty:
         raise ConfigError(f"domains {empty} have no training episodes (after the validation split); "
@@ -196,7 +196,7 @@ def fit_normalization(domains: Sequence[Domain], model: ModelConfig, target: str
                               f"predicts {model.action_dim}; set model.action_dim or convert the store")
         steps = np.concatenate([np.arange(*store.episode_bounds(int(e))) for e in domain.train_episodes])
         actions[domain.name] = np.asarray(store.array("action")[:])[steps]
-        if model.use_proprio and "state" in store.keys and store.array("state").shape[1:] != (model.state_dim,):
+        if model.use_state and "state" in store.keys and store.array("state").shape[1:] != (model.state_dim,):
             raise ConfigError(f"store {domain.store} has {store.array('state').shape[1:]} states but "
                               f"model.state_dim={model.state_dim}; set model.state_dim to the store's state size")
         states[domain.name] = (np.asarray(store.array("state")[:])[steps] if "state" in store.keys
@@ -246,12 +246,12 @@ class MixtureDataset(Dataset):
             if missing:
                 raise ConfigError(f"store {domain.store} has no {missing} (it has {list(store.keys)}); "
                                   "set model.cameras to cameras every store has")
-            if model.use_proprio and "state" not in store.keys:
-                raise ConfigError(f"store {domain.store} has no proprio state; set model.use_proprio=false")
+            if model.use_state and "state" not in store.keys:
+                raise ConfigError(f"store {domain.store} has no proprio state; set model.use_state=false")
             mask = np.zeros(store.num_episodes, dtype=bool)
             mask[domain.train_episodes if split == "train" else domain.val_episodes] = True
             self.windows.append(WindowSampler(store, n_obs=model.n_obs, horizon=model.horizon,
-                                              obs_keys=("state",) if model.use_proprio else (), episode_mask=mask))
+                                              obs_keys=("state",) if model.use_state else (), episode_mask=mask))
             size = sum(store.array(k).nbytes for k in self.image_keys)
             self.cached.append({k: np.asarray(store.array(k)[:]) for k in self.image_keys} if size <= budget else None)
             budget -= size if size <= budget else 0
@@ -285,7 +285,7 @@ class MixtureDataset(Dataset):
             generator = torch.Generator()
             generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
             params = draw_params(self.augment, self.aspect, generator)
-        state = (self.normalization.normalize_state(window["obs"]["state"], name) if self.model.use_proprio
+        state = (self.normalization.normalize_state(window["obs"]["state"], name) if self.model.use_state
                  else np.zeros((self.model.n_obs, self.model.state_dim), np.float32))
         action = self.normalization.normalize_actions(window["action"], name)
         return {

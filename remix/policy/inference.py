@@ -154,7 +154,7 @@ class DiffusionPolicy(Policy):
                 frame.features = features[:, index]
         stacked = torch.stack([f.features for f in self._history], dim=1)[None]
         state = None
-        if self.config.use_proprio:
+        if self.config.use_state:
             state = torch.from_numpy(np.stack([f.state for f in self._history]))[None].to(self.device)
         condition = self.net.condition(stacked, state)
         normalized = sample_actions(self.net, self.scheduler, condition, self.inference_steps, self.generator)
@@ -164,7 +164,7 @@ class DiffusionPolicy(Policy):
         if self._goal is None:
             raise RemixError("act() before reset(goal): call policy.reset(goal_observation) at the start of each episode")
         frame = self._camera_images(observation, "observation")
-        state = self._proprio_state(observation) if self.config.use_proprio else np.zeros(0, np.float32)
+        state = self._proprio_state(observation) if self.config.use_state else np.zeros(0, np.float32)
         self._history.append(_Frame(frame, state))
         while len(self._history) < self.config.n_obs:
             self._history.appendleft(self._history[0])

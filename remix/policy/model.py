@@ -183,7 +183,7 @@ class DiffusionPolicyNet(nn.Module):
         self.project = nn.Identity() if feature_dim == config.embed_dim else nn.Linear(feature_dim, config.embed_dim)
         self.register_buffer("coords", coordinate_grid(*config.image_size), persistent=False)
         cond_dim = config.embed_dim * config.n_obs * len(config.cameras)
-        if config.use_proprio:
+        if config.use_state:
             cond_dim += config.state_dim * config.n_obs
         chunk_dim = config.horizon * config.action_dim
         self.time_embed = nn.Sequential(SinusoidalEmbedding(config.time_dim), nn.Linear(config.time_dim, 2 * config.time_dim),
@@ -196,7 +196,7 @@ class DiffusionPolicyNet(nn.Module):
         """Condition vector from uint8 images.
 
         images: (B, cameras, n_obs, 3, H, W) uint8; goal: (B, cameras, 3, H, W) uint8;
-        state: (B, n_obs, state_dim) normalized, only when `use_proprio`.
+        state: (B, n_obs, state_dim) normalized, only when `use_state`.
         """
         return self.condition(self.frame_features(images, goal), state)
 
@@ -219,7 +219,7 @@ class DiffusionPolicyNet(nn.Module):
         """Concatenate frame embeddings (B, cameras, n_obs, embed_dim) and, with proprio, the state."""
         batch = features.shape[0]
         flat = features.reshape(batch, -1)
-        if self.config.use_proprio:
+        if self.config.use_state:
             if state is None:
                 raise ValueError("this model uses proprio state but none was given")
             flat = torch.cat([flat, state.reshape(batch, -1)], dim=1)

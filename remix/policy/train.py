@@ -75,7 +75,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema: bool = True
     ema_decay: float = 0.999
-    num_workers: int = 0
+    num_workers: int = 2  # DataLoader worker processes (0 = load in the training process)
     seed: int = 0
     device: str = "auto"
     log_every: int = 50
@@ -110,7 +110,7 @@ class TrainingLoss(nn.Module):
         self.scheduler = scheduler
 
     def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
-        state = batch["state"] if self.net.config.use_proprio else None
+        state = batch["state"] if self.net.config.use_state else None
         condition = self.net.encode(batch["images"], batch["goal"], state)
         return diffusion_loss(self.net, self.scheduler, condition, batch["action"], batch["valid"], generator)
 
@@ -183,7 +183,7 @@ def validate(net: DiffusionPolicyNet, dataset: MixtureDataset, config: TrainConf
     generator = torch.Generator(device=device).manual_seed(config.seed)
     losses, errors, domains = [], [], []
     for batch in batches(loader, device):
-        state = batch["state"] if net.config.use_proprio else None
+        state = batch["state"] if net.config.use_state else None
         condition = net.encode(batch["images"], batch["goal"], state)
         losses.append(diffusion_loss(net, loss_scheduler, condition, batch["action"], batch["valid"], generator))
         predicted = sample_actions(net, sampler, condition, config.inference_steps, generator)
@@ -237,7 +237,7 @@ def _resume_source(resume: bool | str, output_dir: Path) -> Path | None:
         found = latest_checkpoint(output_dir)
         if found is None:
             raise RemixError(f"resume=true but {output_dir}/checkpoints has no resumable checkpoint; "
-                             "drop resume or point output_dir at the run to continue")
+                             "drop resume or point out= at the run to continue")
         return found
     return Path(str(resume)).expanduser()
 
@@ -303,7 +303,7 @@ def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainCo
         _, saved_model, normalization, _ = load_checkpoint(resume_from)
         if saved_model != model_config:
             raise ConfigError(f"cannot resume {resume_from}: its model config differs from this one; "
-                              "resume with the same model.* settings or start a new output_dir")
+                              "resume with the same model.* settings or start a new run in another out= directory")
     train_set = MixtureDataset(domains, model_config, normalization, "train", config.augment, mixture.goal_relabel,
                                mixture.cache_mb)
     val_set = MixtureDataset(domains, model_config, normalization, "val", cache_mb=mixture.cache_mb)

@@ -43,3 +43,35 @@ def test_release_preset_is_the_authors_behaviour_on_the_demo() -> None:
         None,
     )
     assert release.model == tiny.model and release.data == tiny.data  # the demo's data and model
+
+
+# Every CLI whose settings are a typed dataclass: (config name, the dataclass, overrides that drop presets).
+def _schemas() -> list[tuple[str, type, list[str]]]:
+    from remix.core.cli import WeightsCommand
+    from remix.policy.cli import TrainCommand
+
+    return [("weights", WeightsCommand, ["~remix"]), ("train", TrainCommand, [])]
+
+
+@pytest.mark.parametrize("name,command,overrides", _schemas(), ids=lambda v: v if isinstance(v, str) else "")
+def test_cli_defaults_are_the_dataclass_defaults(name: str, command: type, overrides: list[str]) -> None:
+    """The YAML holds no defaults of its own: the composed config is exactly the dataclass's defaults."""
+    from omegaconf import OmegaConf
+
+    from remix.common.config import defaults_of
+
+    with initialize_config_module(config_module="remix.configs", version_base=None):
+        cfg = compose(name, overrides=overrides)
+    assert OmegaConf.to_container(cfg, resolve=True) == defaults_of(command)
+
+
+def test_weights_defaults_are_the_documented_release_numbers() -> None:
+    """The drifted defaults, resolved to the documented (release, RT-X) values in the library dataclasses."""
+    from remix.core.train import ReferenceConfig, StageConfig
+    from remix.policy.train import TrainConfig
+
+    assert (StageConfig().steps, StageConfig().batch_size, ReferenceConfig().eval_every) == (500_000, 512, 50_000)
+    assert TrainConfig().num_workers == 2
+    with initialize_config_module(config_module="remix.configs", version_base=None):
+        s = settings_from_config(compose("weights", overrides=["~remix", "out=/tmp/x"]))
+    assert (s.reference.stage.steps, s.reference.stage.batch_size, s.reference.eval_every) == (500_000, 512, 50_000)

@@ -48,7 +48,7 @@ def test_reference_features_reproduce_the_reference_nll(data) -> None:
         n_obs=1,
         state_dim=7,
         cameras=("cam0",),
-        image_encoder="conv",
+        encoder="tiny",
         hidden_dims=(16,),
     )
     reference = DiscretePolicy(config).eval()
@@ -99,7 +99,7 @@ def test_run_in_frozen_feature_mode(data, tmp_path: Path) -> None:
         data=DataSettings(paths=tuple(str(d.path) for d in data.domains), val_fraction=0.25),
         actions=ActionSettings(n_bins=8),
         model=ModelSettings(
-            n_obs=1, use_state=False, cameras=("cam0",), image_encoder="conv", hidden_dims=(16,)
+            n_obs=1, use_state=False, cameras=("cam0",), encoder="tiny", hidden_dims=(16,)
         ),
         reference=ReferenceConfig(
             stage=StageConfig(steps=20, batch_size=8, log_every=10, optim=OptimConfig(warmup_steps=2)),

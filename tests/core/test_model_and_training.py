@@ -34,7 +34,7 @@ def test_image_policy_logits_and_untrained_nll_is_uniform_entropy() -> None:
         horizon=2,
         n_obs=2,
         cameras=("cam0",),
-        image_encoder="conv",
+        encoder="tiny",
         hidden_dims=(64,),
     )
     policy = DiscretePolicy(config)
@@ -66,7 +66,7 @@ def test_policy_config_checks() -> None:
     with pytest.raises(ConfigError, match="sees nothing"):
         PolicyConfig(action_dim=7, n_bins=8)
     with pytest.raises(ConfigError, match="image encoder"):
-        PolicyConfig(action_dim=7, n_bins=8, state_dim=3, image_encoder="vit")
+        PolicyConfig(action_dim=7, n_bins=8, state_dim=3, encoder="vit")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_cached_reference_nll_gives_the_same_dro_run_as_reference_forwards(data)
         n_obs=2,
         state_dim=7,
         cameras=("cam0",),
-        image_encoder="conv",
+        encoder="tiny",
         hidden_dims=(32,),
     )
     torch.manual_seed(0)

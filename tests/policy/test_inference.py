@@ -148,7 +148,7 @@ def test_gpu_inference_is_seeded_when_available(tmp_path):
 
 
 def test_cached_frame_embeddings_give_the_same_chunks_as_encoding_the_history(tmp_path):
-    path, net, normalization = write_tiny_checkpoint(tmp_path / "ckpt", use_proprio=True)
+    path, net, normalization = write_tiny_checkpoint(tmp_path / "ckpt", use_state=True)
     policy = DiffusionPolicy(net, normalization, execution="ensemble", seed=0)
     goal = make_observation(seed=50, size=16)
     policy.reset(goal)
@@ -212,7 +212,7 @@ def test_a_camera_of_another_size_is_rejected_not_resized(tmp_path):
 
 
 def test_state_of_another_size_is_one_clear_error_and_ignored_without_proprio(tmp_path):
-    path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt", use_proprio=True)
+    path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt", use_state=True)
     policy = load_policy(path)
     policy.reset(make_observation(size=16))
     short = FakeObservation(images=make_observation(size=16).images, state=np.zeros(5, np.float32))

@@ -70,7 +70,7 @@ def test_resnet50_is_projected_to_the_embedding_size():
 
 
 def test_proprio_extends_the_condition_and_is_required():
-    config = ModelConfig(encoder="tiny", image_size=(16, 16), use_proprio=True, hidden_dim=32, num_blocks=1)
+    config = ModelConfig(encoder="tiny", image_size=(16, 16), use_state=True, hidden_dim=32, num_blocks=1)
     net = DiffusionPolicyNet(config)
     images, goal = _inputs(config)
     assert net.encode(images, goal, torch.zeros(2, 2, 7)).shape[1] == 2 * config.embed_dim + 14
