@@ -11,6 +11,8 @@ import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,18 +104,27 @@ class RenderCamera(Camera):
 
 
 class OpenCVCamera(Camera):
-    """A USB/V4L2 camera through cv2.VideoCapture (index or device path)."""
+    """A USB/V4L2 camera through cv2.VideoCapture (index or device path).
+
+    `VideoCapture.read()` has no timeout (V4L2 blocks up to OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT, 10 s by
+    default), so each read runs on the camera's own thread and `read(timeout_s)` waits for it at most that
+    long. A read still blocked is not duplicated: the next call waits for it (its frame is stamped when it
+    arrives, so the age check still applies)."""
 
     def __init__(self, name: str, device: int | str, height: int, width: int, crop: tuple[int, int, int, int] | None = None,
-                 capture_size: tuple[int, int] | None = None, fps: float | None = None, max_age_s: float = 1.0) -> None:
+                 capture_size: tuple[int, int] | None = None, fps: float | None = None, max_age_s: float = 1.0,
+                 capture_factory: Callable[[int | str], Any] = cv2.VideoCapture) -> None:
         super().__init__(name, ImageTransform(height, width, crop), max_age_s)
         self.device = device
         self.capture_size = capture_size
         self.fps = fps
+        self._capture_factory = capture_factory
         self._capture: Any = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
 
     def start(self) -> None:
-        capture = cv2.VideoCapture(self.device)
+        capture = self._capture_factory(self.device)
         if not capture.isOpened():
             raise HardwareError(f"cannot open USB camera {self.device!r} for {self.name!r}; check `ls /dev/video*` and permissions")
         if self.capture_size is not None:
@@ -123,17 +134,32 @@ class OpenCVCamera(Camera):
             capture.set(cv2.CAP_PROP_FPS, self.fps)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queued old one
         self._capture = capture
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{self.name}")
 
     def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+            self._reader = None
+        self._pending = None
         if self._capture is not None:
             self._capture.release()
             self._capture = None
 
-    def _grab(self, timeout_s: float) -> tuple[np.ndarray, float]:
-        if self._capture is None:
-            raise HardwareError(f"camera {self.name!r} is not started; use the robot as a context manager")
+    def _read_once(self) -> tuple[bool, Any, float]:
         ok, bgr = self._capture.read()
-        captured = time.time()
+        return ok, bgr, time.time()
+
+    def _grab(self, timeout_s: float) -> tuple[np.ndarray, float]:
+        if self._capture is None or self._reader is None:
+            raise HardwareError(f"camera {self.name!r} is not started; use the robot as a context manager")
+        if self._pending is None:
+            self._pending = self._reader.submit(self._read_once)
+        try:
+            ok, bgr, captured = self._pending.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise CameraTimeout(f"USB camera {self.name!r} ({self.device!r}) gave no frame within {timeout_s:g} s "
+                                "(the read is blocked); check the cable and that no other program holds the camera") from None
+        self._pending = None
         if not ok or bgr is None:
             raise CameraTimeout(f"USB camera {self.name!r} ({self.device!r}) returned no frame; check the cable")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), captured

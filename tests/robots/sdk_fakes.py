@@ -535,3 +535,39 @@ class FakeRealSense:
                 return SimpleNamespace(get_color_frame=lambda: Frame(number, stamp))
 
         self.context, self.config, self.pipeline = Context, Config, Pipeline
+
+
+# ------------------------------------------------------------------------------------------------ OpenCV
+class FakeVideoCapture:
+    """cv2.VideoCapture stand-in whose `read()` can block, as a V4L2 read does (up to 10 s) when frames stop."""
+
+    def __init__(self, device, api_preference=None) -> None:
+        self.device = device
+        self.opened = True
+        self.blocked = threading.Event()  # set: read() blocks until `release_block` is called
+        self._unblock = threading.Event()
+        self.reads = 0
+        self.props: dict[int, float] = {}
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def read(self, image=None):
+        if self.blocked.is_set():
+            self._unblock.wait()
+            self._unblock.clear()
+        self.reads += 1
+        frame = np.zeros((48, 64, 3), dtype=np.uint8)
+        frame[..., 2] = 200  # red in BGR
+        return True, frame
+
+    def release_block(self) -> None:
+        self.blocked.clear()
+        self._unblock.set()
+
+    def release(self) -> None:
+        self.opened = False

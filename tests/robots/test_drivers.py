@@ -444,3 +444,30 @@ def test_robotiq_lost_activation_is_recovered() -> None:
                 robot.send_action([0, 0, 0, 0, 0, 0, float(_ % 2)])
                 time.sleep(0.01)
         assert robot.gripper.recoveries == 1 and fake.activated
+
+
+def test_opencv_read_honours_the_timeout_when_the_device_blocks() -> None:
+    from sdk_fakes import FakeVideoCapture
+
+    captures: list[FakeVideoCapture] = []
+
+    def factory(device):
+        captures.append(FakeVideoCapture(device))
+        return captures[-1]
+
+    camera = OpenCVCamera("cam0", 0, 24, 32, capture_factory=factory, max_age_s=0.5)
+    camera.start()
+    assert camera.read(0.5).image.shape == (24, 32, 3)
+    captures[0].blocked.set()  # frames stop coming (cable pulled, USB bandwidth): V4L2 would block ~10 s
+    started = time.monotonic()
+    with pytest.raises(CameraTimeout, match="no frame within 0.2 s"):
+        camera.read(0.2)
+    with pytest.raises(CameraTimeout):  # the blocked read is waited for, not duplicated
+        camera.read(0.2)
+    assert time.monotonic() - started < 1.0 and captures[0].reads == 1
+    captures[0].release_block()  # frames again: the pending read delivers, then reads go on as before
+    frame = camera.read(0.5)
+    assert frame.image[0, 0, 0] == 200 and captures[0].reads == 2
+    camera.read(0.5)
+    assert captures[0].reads == 3
+    camera.stop()
