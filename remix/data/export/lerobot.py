@@ -5,7 +5,8 @@ strings as the pandas index, `task_index` column), meta/episodes/chunk-000/file-
 tasks, length, data/* and videos/<key>/* locations, dataset_from_index/to_index), data/chunk-000/file-000.parquet
 (action, observation.state, timestamp, frame_index, episode_index, index, task_index) and one mp4 per camera,
 videos/observation.images.<camera>/chunk-000/file-000.mp4 (AV1 by default, as lerobot records) or, with
-video=false, lossless PNG image columns. Actions and states are copied as float32, value for value.
+video=false, lossless PNG image columns. Actions and states are copied as float32, value for value; the
+store's per-episode fields become `remix/<field>` columns of the episodes parquet (import: domain.key=remix/domain).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 _CHUNK = {"chunk_index": 0, "file_index": 0}
+FIELD_PREFIX = "remix/"  # episode-metadata columns holding the store's per-episode fields
 
 
 def _pa() -> Any:
@@ -158,6 +160,9 @@ def _write_meta(pa: Any, pq: Any, store: EpisodeStore, out: Path, features: dict
             episodes[f"videos/{vkey}/file_index"] = pa.array([0] * store.num_episodes, pa.int64())
             episodes[f"videos/{vkey}/from_timestamp"] = pa.array(starts / store.fps, pa.float64())
             episodes[f"videos/{vkey}/to_timestamp"] = pa.array(ends / store.fps, pa.float64())
+    for name in store.fields:  # the store's per-episode fields (domain, scene, ...), read back as meta keys
+        values = store.field(name)
+        episodes[f"{FIELD_PREFIX}{name}"] = pa.array([v.item() if hasattr(v, "item") else v for v in values])
     episodes["meta/episodes/chunk_index"] = pa.array([0] * store.num_episodes, pa.int64())
     episodes["meta/episodes/file_index"] = pa.array([0] * store.num_episodes, pa.int64())
     (out / EPISODES_PATH).parent.mkdir(parents=True)

@@ -20,6 +20,9 @@ import numpy as np
 from remix.data.importers.common import EncodedFrames, EpisodeRef, SourceEpisode, SourceError
 from remix.data.importers.fields import TASK
 
+_STANDARD = {"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"}
+_LOCATORS = ("data/", "videos/", "meta/", "stats/")
+
 
 def _pq() -> Any:
     try:
@@ -91,6 +94,7 @@ class LeRobotReader:
         self.fps: float | None = float(self.info["fps"])
         self.features: dict[str, dict] = self.info.get("features", {})
         self.episodes = self._episodes()
+        self._extra = sorted({k for e in self.episodes for k in e if k not in _STANDARD and not k.startswith(_LOCATORS)})
         self.tasks = self._tasks()
         self.split = split
         if split is not None and split not in self.info.get("splits", {}):
@@ -102,7 +106,8 @@ class LeRobotReader:
 
     @property
     def meta_keys(self) -> list[str]:
-        return [TASK]
+        """The task, plus any per-episode metadata beyond lerobot's own (e.g. remix/domain from an export)."""
+        return [TASK, *self._extra]
 
     def _episodes(self) -> list[dict[str, Any]]:
         meta = self.path / "meta"
@@ -192,4 +197,6 @@ class LeRobotReader:
         if not tasks and "task_index" in table.column_names and length:
             tasks = [self.tasks.get(int(column_values(table["task_index"])[0]), "")]
         episode.meta[TASK] = str(tasks[0]) if tasks else ""
+        for key in self._extra:
+            episode.meta[key] = meta.get(key)
         return episode

@@ -70,11 +70,13 @@ def test_export_round_trip(tmp_path, video):
     assert info["codebase_version"] == "v3.0" and info["total_frames"] == 26 and info["total_episodes"] == 5
     back = tmp_path / "back.zarr"
     cameras = {"cam0": "observation.images.cam0"}
-    import_dataset(tmp_path / "lr", back, build_options({**MAPPING, "cameras": cameras}), progress=False)
+    mapping = {**MAPPING, "cameras": cameras, "domain": {"from": "field", "key": "remix/domain"}}
+    import_dataset(tmp_path / "lr", back, build_options(mapping), progress=False)
     a, b = EpisodeStore.open(src), EpisodeStore.open(back)
     assert np.array_equal(a.episode_ends, b.episode_ends)
     assert np.array_equal(a.array("action")[:], b.array("action")[:])    # value-exact
     assert np.array_equal(a.array("state")[:], b.array("state")[:])
     assert list(a.field("task")) == list(b.field("task"))
+    assert list(a.field("domain")) == list(b.field("domain")) == ["a"] * 3 + ["b"] * 2
     diff = np.abs(a.array("images/cam0")[:].astype(int) - b.array("images/cam0")[:])
     assert diff.max() == 0 if not video else diff.mean() < 8
