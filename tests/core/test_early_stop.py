@@ -91,7 +91,7 @@ def test_unlearnable_domain_does_not_stop_the_reference_on_a_real_run() -> None:
     assert new.onsets["random"] is not None  # still reported, only ignored for the choice
 
 
-@pytest.mark.parametrize("run", ["builtin_1x", "builtin_1x_image32"])
+@pytest.mark.parametrize("run", ["builtin_1x", "builtin_1x_image32", "builtin_5x"])
 def test_only_the_domains_without_signal_are_unlearnable_on_real_runs(run: str) -> None:
     # builtin_1x_image32: the same data seen through 32x32 images by the tiny CNN, recorded the same way
     c = _curves(run)
@@ -115,3 +115,12 @@ def test_unlearnable_rule_on_hand_made_curves() -> None:
     assert select_checkpoint(STEPS, train, val, baselines={}).step == 100
     with pytest.raises(ConfigError):
         select_checkpoint(STEPS, train, val, baselines={"noise": 3.0}, min_gain=1.0)
+
+
+def test_default_job_curves_only_the_noise_is_unlearnable() -> None:
+    # The default job (5x data): the noisy domain now has enough episodes to learn from, and it is its
+    # overfitting that ends the reference; the pure-noise domain is reported and ignored.
+    c = _curves("builtin_5x")
+    r = select_checkpoint(c["steps"], c["train_nll"], c["val_nll"], 0.01, 2, c["marginal_nll"], 0.02)
+    assert r.unlearnable == ("random",) and r.final
+    assert "domain noisy started to overfit" in r.reason and r.step == 900
