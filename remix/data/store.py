@@ -123,20 +123,42 @@ class WriterLock:
 class StoreArray:
     """A zarr array of a store whose reads fail with a one-line StoreError instead of a codec traceback."""
 
-    def __init__(self, array: zarr.Array, store_path: Path) -> None:
+    def __init__(self, array: zarr.Array, store_path: Path, complete: bool = False) -> None:
         self._array = array
         self._store_path = store_path
+        self._complete = complete  # every chunk file was written: a missing one is damage, not zeros
 
     def __getitem__(self, selection: Any) -> np.ndarray:
+        if self._complete:
+            self._check_present(selection)
         try:
             return self._array[selection]
         except (IndexError, TypeError):
             raise
         except Exception as error:
             raise StoreError(
-                f"{self._store_path}: data/{self._array.path.split('data/', 1)[-1]} cannot be read "
+                f"{self._store_path}: {self._array.path} cannot be read "
                 f"({type(error).__name__}: {str(error)[:120]}); run remix-data validate {self._store_path}"
             ) from None
+
+    def _check_present(self, selection: Any) -> None:
+        """Refuse to return a deleted chunk's fill value (zeros: black frames, zero actions) as data."""
+        first = selection[0] if isinstance(selection, tuple) and selection else selection
+        rows = self._array.shape[0]
+        if isinstance(first, slice):
+            start, stop, _ = first.indices(rows)
+        elif isinstance(first, (int, np.integer)) and -rows <= int(first) < rows:
+            start = int(first) % rows
+            stop = start + 1
+        else:
+            return
+        unit = (self._array.shards or self._array.chunks)[0]
+        for index in range(start // unit, (stop - 1) // unit + 1) if stop > start else ():
+            for coords in _chunk_coords(self._array, unit):
+                key = self._array.metadata.encode_chunk_key((index, *coords[1:]))
+                if not (self._store_path / self._array.path / key).exists():
+                    raise StoreError(f"{self._store_path}: {self._array.path} chunk {index} is missing (rows from "
+                                     f"{index * unit}); the store is damaged: run remix-data validate {self._store_path}")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._array, name)
@@ -389,7 +411,7 @@ class EpisodeStore:
     def array(self, key: str) -> StoreArray:
         """The lazily read array data/<key> (it may hold uncommitted steps past `num_steps`)."""
         try:
-            return StoreArray(self._group[f"data/{key}"], self.path)
+            return StoreArray(self._group[f"data/{key}"], self.path, bool(self._group.attrs.get("write_empty_chunks")))
         except KeyError:
             raise StoreError(f"{self.path} has no data key {key!r}; it has {list(self.keys)}") from None
 
@@ -401,7 +423,8 @@ class EpisodeStore:
         """Per-episode values of a meta field, one per committed episode (strings as str objects)."""
         if name not in self.fields:
             raise StoreError(f"{self.path} has no per-episode field {name!r}; it has {list(self.fields)}")
-        values = StoreArray(self._group[f"meta/{name}"], self.path)[: self.num_episodes]
+        complete = bool(self._group.attrs.get("write_empty_chunks"))
+        values = StoreArray(self._group[f"meta/{name}"], self.path, complete)[: self.num_episodes]
         return values.astype(object) if values.dtype.kind in "TUO" else values
 
     def episode_of_step(self, steps: np.ndarray) -> np.ndarray:

@@ -9,19 +9,22 @@ a time: a second rollout calling `reset` starts a new episode for the policy.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import time
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from remix.common.cli import hydra_main
+from remix.common.config import register
 from remix.common.errors import ConfigError, RemixError
 from remix.common.rpc import RpcServer, current_request
-from remix.policy.base import Policy
+from remix.policy.base import ACTION_DIM, Policy
 from remix.policy.loading import load_policy
 
 MAX_IMAGE_SIDE = 4096
@@ -55,17 +58,20 @@ def policy_handlers(policy: Policy, spec: str, owner_idle_s: float = 30.0) -> di
     config = getattr(policy, "config", None)
     info = {"spec": spec, "type": type(policy).__name__,
             "cameras": list(config.cameras) if config is not None else [],
+            "action_dim": int(config.action_dim) if config is not None else ACTION_DIM,
             "target_domain": getattr(policy, "target_domain", None)}
 
     session = PolicySession(owner_idle_s)
 
     def reset(goal: Any) -> None:
+        observation = WireObservation.from_message(goal)
         session.claim("reset")
-        policy.reset(WireObservation.from_message(goal))
+        policy.reset(observation)
 
     def act(observation: Any) -> np.ndarray:
+        parsed = WireObservation.from_message(observation)
         session.claim("act")
-        return policy.act(WireObservation.from_message(observation))
+        return policy.act(parsed)
 
     return {"info": lambda: info, "reset": reset, "act": act, "release": session.release}
 
@@ -98,6 +104,34 @@ def policy_server(policy: Policy, spec: str, host: str = "127.0.0.1", port: int 
     """An RpcServer exposing `policy` (not yet serving): `with policy_server(...) as server:` serves
     on a background thread until the block ends; `server.serve_forever()` serves in the foreground."""
     return RpcServer(policy_handlers(policy, spec), host=host, port=port, token=token)
+
+
+def _inference_options() -> type:
+    """`inference.*`: DiffusionPolicy's keyword options, with the constructor's own defaults (not copied)."""
+    from remix.policy.inference import DiffusionPolicy
+
+    hints = typing.get_type_hints(DiffusionPolicy.__init__)
+    options = [(name, hints.get(name, Any), field(default=param.default))
+               for name, param in inspect.signature(DiffusionPolicy.__init__).parameters.items()
+               if param.kind is inspect.Parameter.KEYWORD_ONLY and name != "source"]
+    return make_dataclass("InferenceOptions", options, frozen=True)
+
+
+InferenceOptions = _inference_options()
+
+
+@dataclass(frozen=True)
+class PolicyServerCommand:
+    """remix-policy-server's settings."""
+
+    policy: str | None = None  # checkpoint directory written by remix-train, or replay:<store>#<episode>
+    host: str = "127.0.0.1"  # 0.0.0.0 to accept other machines (then set a token)
+    port: int = 5556
+    token: str | None = "${oc.env:REMIX_POLICY_TOKEN,null}"  # shared secret every client must send
+    inference: InferenceOptions = field(default_factory=InferenceOptions)  # type: ignore[valid-type]
+
+
+register("policy_server_schema", PolicyServerCommand)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

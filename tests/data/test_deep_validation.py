@@ -164,3 +164,11 @@ def test_cli_validate_reports_a_deleted_chunk_and_info_refuses(damaged):
         lines = (result.stdout + result.stderr).strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ")
         assert "data/state chunk 0 is missing" in lines[0]
+
+
+def test_reading_a_deleted_frame_is_an_error_not_a_black_frame(damaged):
+    (damaged / "data/images/cam0/c/7/0/0/0").unlink()
+    store = EpisodeStore.open(damaged)
+    store.read_episode(0)  # frames 0-4 are intact
+    with pytest.raises(StoreError, match="data/images/cam0 chunk 7 is missing"):
+        store.read_episode(1)  # frames 5-9 hold the deleted frame 7
