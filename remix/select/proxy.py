@@ -114,6 +114,20 @@ def target_loss(model: DiscretePolicy, data: SelectionData, device: str, batch_s
     return total / max(count, 1)
 
 
+def trained_target_loss(settings: SelectSettings, data: SelectionData, keep: np.ndarray, seed: int) -> float:
+    """Train a proxy and return its held-out target loss averaged over 80%, 90% and 100% of the run
+    (averaging over the end of the run cuts the run-to-run noise that one final evaluation carries)."""
+    marks = {max(1, round(settings.proxy.steps * f)) for f in (0.8, 0.9, 1.0)}
+    losses: list[float] = []
+
+    def hook(step: int, model: DiscretePolicy, lr: float) -> None:
+        if step in marks:
+            losses.append(target_loss(model, data, settings.device))
+
+    train_proxy(settings, data, keep, seed, hook=hook)
+    return float(np.mean(losses))
+
+
 def windows_of(data: SelectionData, included: np.ndarray) -> np.ndarray:
     """Per prior window: is its cluster included (boolean mask over clusters -> over windows)."""
     return np.asarray(included, dtype=bool)[data.cluster_of_window]
