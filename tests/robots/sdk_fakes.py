@@ -483,8 +483,8 @@ class FakeRealSense:
             def enable_device(self, serial: str) -> None:
                 self.serial = serial
 
-            def enable_stream(self, stream, width, height, fmt, fps) -> None:
-                fake.enabled.append((stream, width, height, fmt, fps))
+            def enable_stream(self, stream_type, width, height, format, framerate) -> None:  # noqa: A002 - SDK name
+                fake.enabled.append((stream_type, width, height, format, framerate))
 
         class Sensor:
             def __init__(self, serial: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 
@@ -199,15 +198,6 @@ def franka(**kwargs):
     return FrankaRobot(**defaults)
 
 
-def test_fakes_match_the_real_pyrobotiqgripper_signatures() -> None:
-    from pyrobotiqgripper import RobotiqGripper
-
-    for method in ("__init__", "move", "position", "activate", "disconnect"):
-        real = list(inspect.signature(getattr(RobotiqGripper, method)).parameters)
-        fake = list(inspect.signature(getattr(FakeRobotiqGripper, method)).parameters)
-        assert [p for p in fake if p != "kwargs"] == [p for p in real if p != "kwargs"], method
-
-
 def test_franka_without_franky_names_the_build(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "franky", None)
     with pytest.raises(HardwareError, match="franky-control.*libfranka"):
@@ -243,6 +233,7 @@ def test_franka_rate_steps_send_async_absolute_motions_from_the_commanded_target
             started = time.perf_counter()
             robot.send_action([0.01, 0.0, -0.01, 0, 0, 0.05, 0.0])
             durations.append(time.perf_counter() - started)
+            time.sleep(max(0.0, robot.period_s - durations[-1]))  # at the control rate (the speed limit counts time)
         assert max(durations) < 0.01, "a tick never waits for the arm or the 16 ms Modbus gripper"
         motion, asynchronous = arm.moves[-1]
         assert asynchronous and isinstance(motion, franky.CartesianMotion)
