@@ -104,16 +104,16 @@ def scoring_runs(
 
 
 def summarize(rows: list[dict[str, Any]], group_keys: Sequence[str]) -> None:
-    """Mean (min-max) of weight / size share per domain and variant over seeds."""
+    """A markdown table per group: mean (min-max over seeds) of weight / size share per domain and variant."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in group_keys), []).append(row)
-    header = f"{'':34s}" + "".join(f"{d:>20s}" for d in DOMAINS) + "   random<share  clean,cm>share"
     for key, members in groups.items():
-        print(f"\n== {', '.join(map(str, key))} ({len(members)} seeds) ==")
-        print(header)
-        variants = dict.fromkeys(r["variant"] for r in members)
-        for variant in variants:
+        seeds = sorted({r["seed"] for r in members})
+        print(f"\n{', '.join(map(str, key))}, seeds {seeds}: weight / size share, mean (min-max)\n")
+        print("| variant | " + " | ".join(DOMAINS) + " | random < share | clean, centimetres > share |")
+        print("|---" * (len(DOMAINS) + 3) + "|")
+        for variant in dict.fromkeys(r["variant"] for r in members):
             rs = [r for r in members if r["variant"] == variant]
             cells = []
             for d in DOMAINS:
@@ -121,11 +121,7 @@ def summarize(rows: list[dict[str, Any]], group_keys: Sequence[str]) -> None:
                 cells.append(f"{statistics.mean(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
             junk = sum(r["weights"]["random"] < r["sizes"]["random"] for r in rs)
             gain = sum(all(r["weights"][d] > r["sizes"][d] for d in ("clean", "centimetres")) for r in rs)
-            print(
-                f"{variant:34s}"
-                + "".join(f"{c:>20s}" for c in cells)
-                + f"   {junk}/{len(rs):<11d}  {gain}/{len(rs)}"
-            )
+            print(f"| {variant} | " + " | ".join(cells) + f" | {junk}/{len(rs)} | {gain}/{len(rs)} |")
 
 
 def study_scoring(args: argparse.Namespace, console: Console) -> list[dict[str, Any]]:
@@ -203,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("study", choices=["scoring", "fig4"])
+    parser.add_argument(
+        "study", choices=["scoring", "fig4", "table"], help="table: print --json's rows again"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=list(MODALITIES))
@@ -217,7 +215,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     console.print(f"torch threads: {torch.get_num_threads()}; results appended to {args.json}")
-    if args.study == "scoring":
+    if args.study == "table":
+        rows = [json.loads(line) for line in args.json.read_text().splitlines()]
+        for study in dict.fromkeys(r["study"] for r in rows):
+            summarize([r for r in rows if r["study"] == study], ("study", "modality", "scale"))
+    elif args.study == "scoring":
         study_scoring(args, console)
     else:
         study_fig4(args, console)
