@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from remix.select.config import ClusterSettings, DatamilSettings, ProxySettings, SelectSettings
+from remix.select.config import ClusterSettings, DatamilSettings, DataSettings, ProxySettings, SelectSettings
 from remix.select.report import cluster_domains
 from remix.select.run import run_select
 from remix.select.simdata import make_sim_store
@@ -55,7 +55,7 @@ def make_data(root: Path, target_demos: int, prior_episodes: int, seed: int) -> 
 
 
 def select_all(args: argparse.Namespace, target: str, paths: list[str]) -> dict[str, Path]:
-    base = SelectSettings(out=args.out / "sel-datamil", target=(target,), paths=tuple(paths), budget=args.budget,
+    base = SelectSettings(out=args.out / "sel-datamil", target=(target,), data=DataSettings(paths=tuple(paths)), budget=args.budget,
                           cluster=ClusterSettings(kmeans=args.kmeans), seed=args.seed, overwrite=True,
                           proxy=ProxySettings(steps=args.proxy_steps, batch_size=64, hidden_dims=(64, 64),
                                               state_hidden=32, n_bins=24, lr=2e-3, warmup_steps=10),

@@ -1,60 +1,15 @@
-"""Console script `remix-select` (configs/select.yaml; presets select=default|small)."""
+"""Console script `remix-select`: the typed `SelectSettings` (remix/select/config.py) is the hydra
+schema `select_schema`; configs/select.yaml picks it and configs/select/*.yaml hold presets."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from remix.common.cli import as_str_list, hydra_main, to_plain
-from remix.common.errors import ConfigError
-from remix.select.config import ClusterSettings, DatamilSettings, ProxySettings, SelectSettings
+from remix.common.cli import hydra_main
+from remix.common.config import build, register
+from remix.select.config import SelectSettings
 
-
-def _section(cls: type, node: object, key: str) -> object:
-    values = to_plain(node)
-    if not isinstance(values, dict):
-        raise ConfigError(f"{key} must be a mapping of settings")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise ConfigError(f"bad {key} settings ({error}); run remix-select --help") from None
-
-
-def settings_from_config(cfg: DictConfig) -> SelectSettings:
-    """Typed settings from the composed config (ranges are checked by the dataclasses)."""
-    if not cfg.out:
-        raise ConfigError("out= is empty; give a directory for the selection, e.g. out=runs/select")
-    m = cfg.model
-    try:
-        return SelectSettings(
-            out=Path(str(cfg.out)),
-            target=tuple(as_str_list(cfg.target, "target")),
-            paths=tuple(as_str_list(cfg.data.paths, "data.paths")),
-            domain_key=cfg.data.domain_key,
-            budget=float(cfg.budget),
-            method=str(cfg.method),
-            weights=str(cfg.weights) if cfg.weights else None,
-            heldout=float(cfg.heldout),
-            n_obs=int(m.n_obs),
-            horizon=int(m.horizon),
-            use_state=bool(m.use_state),
-            cameras=tuple(as_str_list(m.cameras, "model.cameras")),
-            encoder=str(m.encoder),
-            retrieval=str(cfg.retrieval),
-            cluster=_section(ClusterSettings, cfg.cluster, "cluster"),  # type: ignore[arg-type]
-            proxy=_section(ProxySettings, cfg.proxy, "proxy"),  # type: ignore[arg-type]
-            datamil=_section(DatamilSettings, cfg.datamil, "datamil"),  # type: ignore[arg-type]
-            report_clusters=int(cfg.report_clusters),
-            builtin_episodes_scale=int(cfg.data.builtin.episodes_scale),
-            seed=int(cfg.seed),
-            device=str(cfg.device),
-            threads=int(cfg.threads),
-            overwrite=bool(cfg.overwrite),
-        )
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"bad config value ({error}); check the key=value overrides") from None
+register("select_schema", SelectSettings)
 
 
 @hydra_main("select")
@@ -64,8 +19,9 @@ def select_main(cfg: DictConfig) -> int:
     Scores every cluster of the prior data by how much it lowers the held-out target demos' BC loss
     (score > 0 helps, < 0 hurts), keeps the best ones up to the budget and writes them like
     remix-subset: train with `remix-train RUN data.subset=DIR data.cotrain=[demos.zarr]`.
+    Presets: select=small (CI: 16 k-means clusters, 24 short proxy runs). Settings: remix/select/config.py.
     """
     from remix.select.run import run_select
 
-    run_select(settings_from_config(cfg))
+    run_select(build(SelectSettings, cfg))
     return 0

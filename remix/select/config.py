@@ -7,7 +7,6 @@ config, and the dataclasses check ranges so that a bad value is one `error:` lin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from remix.common.errors import ConfigError
 
@@ -74,32 +73,53 @@ class DatamilSettings:
 
 
 @dataclass(frozen=True)
-class SelectSettings:
-    """Everything `remix-select` needs."""
+class BuiltinSettings:
+    episodes_scale: int = 1  # multiply the built-in prior domains' episode counts
 
-    out: Path
-    target: tuple[str, ...] = ()  # the target task's demo stores (25 demos); empty with data.paths empty = built-in
-    paths: tuple[str, ...] = ()  # prior stores (data.paths)
-    domain_key: str | None = None  # data.domain_key: per-episode field naming the domain
-    budget: float = 0.25  # share of the prior steps to keep
-    method: str = "datamil"
-    weights: str | None = None  # a Re-Mix weights.json: its subset at the same budget becomes a comparison row
-    heldout: float = 0.2  # share of the target demos held out to measure the target loss (at least 1)
+    def __post_init__(self) -> None:
+        if self.episodes_scale < 1:
+            raise ConfigError(f"data.builtin.episodes_scale must be >= 1, got {self.episodes_scale}")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    paths: tuple[str, ...] = ()  # prior stores; empty (with target empty) = the built-in synthetic data
+    domain_key: str | None = None  # per-episode field naming the domain (e.g. scene); None = one per store
+    builtin: BuiltinSettings = field(default_factory=BuiltinSettings)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the proxy sees (the Re-Mix core's discrete policy)."""
+
     n_obs: int = 1
     horizon: int = 1
-    use_state: bool = True  # model.use_state
-    cameras: tuple[str, ...] = ()  # model.cameras: cameras the proxy sees (none = state only, fastest)
-    encoder: str = "tiny"  # model.encoder for cameras
-    retrieval: str = "state_action"  # state_action | visual (thumbnails of the first camera)
+    use_state: bool = True
+    cameras: tuple[str, ...] = ()  # e.g. ("cam0",): the proxy also sees images (slower); none = state only
+    encoder: str = "tiny"  # image encoder for cameras: tiny | resnet18 | resnet34 | resnet50
+
+
+@dataclass(frozen=True)
+class SelectSettings:
+    """Everything `remix-select` needs (the hydra schema `select_schema`; configs/select/*.yaml are presets)."""
+
+    out: str = "runs/remix-select"  # selection stores + subset.json, scores.csv, estimators.json, plots/
+    target: tuple[str, ...] = ()  # the target task's demo stores (e.g. 25 demos)
+    budget: float = 0.25  # share of the prior steps to keep
+    method: str = "datamil"  # datamil | retrieval | random | all (the others are printed as comparison rows)
+    weights: str | None = None  # a Re-Mix weights.json: remix-subset's choice at the same budget becomes a row
+    heldout: float = 0.2  # share of the target demos held out to measure the target loss (at least 1)
+    retrieval: str = "state_action"  # retrieval features: state_action | visual (thumbnails of model.cameras[0])
+    report_clusters: int = 8  # top and bottom clusters in the table and plot
+    seed: int = 0
+    device: str = "cpu"  # the proxy is small: cpu is usually fine
+    threads: int = 1  # torch CPU threads
+    overwrite: bool = False  # replace an earlier selection in out
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     datamil: DatamilSettings = field(default_factory=DatamilSettings)
-    report_clusters: int = 8  # top and bottom clusters in the table and plot
-    builtin_episodes_scale: int = 1  # built-in data only: multiply the prior domains' episode counts
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 1  # torch CPU threads
-    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -110,9 +130,11 @@ class SelectSettings:
             raise ConfigError(f"heldout must be in (0, 1), got {self.heldout}")
         if self.retrieval not in ("state_action", "visual"):
             raise ConfigError(f"retrieval={self.retrieval!r} is not state_action or visual")
-        if self.retrieval == "visual" and not self.cameras:
+        if self.retrieval == "visual" and not self.model.cameras:
             raise ConfigError("retrieval=visual needs a camera; set model.cameras=[cam0]")
-        if not self.use_state and not self.cameras:
+        if not self.model.use_state and not self.model.cameras:
             raise ConfigError("the proxy sees nothing: set model.use_state=true or give model.cameras")
-        if self.paths and not self.target:
+        if self.data.paths and not self.target:
             raise ConfigError("target= is missing; give the target task's demo store, e.g. target=[demos.zarr]")
+        if self.target and not self.data.paths:
+            raise ConfigError("data.paths is empty; give the prior stores to select from, e.g. data.paths=[a.zarr,b.zarr]")

@@ -118,21 +118,21 @@ def make_units(domains: Sequence[DomainSource], unit: str, segment_steps: int) -
 
 
 def _obs_keys(settings: SelectSettings) -> tuple[str, ...]:
-    return (("state",) if settings.use_state else ()) + tuple(f"images/{c}" for c in settings.cameras)
+    return (("state",) if settings.model.use_state else ()) + tuple(f"images/{c}" for c in settings.model.cameras)
 
 
 def _sampler(store: EpisodeStore, episodes: Sequence[int], settings: SelectSettings) -> WindowSampler:
     mask = np.zeros(store.num_episodes, dtype=bool)
     mask[list(episodes)] = True
     keys = _obs_keys(settings)
-    return WindowSampler(store, n_obs=settings.n_obs, horizon=settings.horizon, obs_keys=keys, goal_keys=keys,
+    return WindowSampler(store, n_obs=settings.model.n_obs, horizon=settings.model.horizon, obs_keys=keys, goal_keys=keys,
                          episode_mask=mask)
 
 
 def _check_store(store: EpisodeStore, settings: SelectSettings) -> None:
-    if settings.use_state and "state" not in store.keys:
+    if settings.model.use_state and "state" not in store.keys:
         raise ConfigError(f"{store.path} has no state; set model.use_state=false and give model.cameras")
-    missing = [c for c in settings.cameras if f"images/{c}" not in store.keys]
+    missing = [c for c in settings.model.cameras if f"images/{c}" not in store.keys]
     if missing:
         raise ConfigError(f"{store.path} has no cameras {missing}; it has {list(store.cameras)} (set model.cameras)")
 
@@ -212,13 +212,13 @@ def _encode(samplers: list[WindowSampler], names: list[str], normalizer: ActionN
 
 def load_selection_data(settings: SelectSettings) -> SelectionData:
     """Open the prior and target stores, cut units, encode windows, build features and clusters."""
-    domains = prior_domains(settings.paths, settings.domain_key)
+    domains = prior_domains(settings.data.paths, settings.data.domain_key)
     targets = _split_target(settings)
     clash = sorted({t[0] for t in targets} & {d.name for d in domains})
     if clash:
         raise ConfigError(f"target stores {clash} are named like prior domains; rename the target store")
     units = make_units(domains, settings.cluster.unit, settings.cluster.segment_steps)
-    spec = WindowSpec(settings.n_obs, settings.horizon, settings.use_state, tuple(settings.cameras))
+    spec = WindowSpec(settings.model.n_obs, settings.model.horizon, settings.model.use_state, tuple(settings.model.cameras))
     actions: dict[str, np.ndarray] = {}
     states: list[np.ndarray] = []
     prior_samplers, unit_ids, gripper = [], [], (6,)
@@ -233,7 +233,7 @@ def load_selection_data(settings: SelectSettings) -> SelectionData:
         sampler = _sampler(store, d.episodes, settings)
         prior_samplers.append(sampler)
         actions[d.name] = _actions(store, sampler)
-        if settings.use_state:
+        if settings.model.use_state:
             states.append(np.asarray(store.array("state")[:], dtype=np.float64)[sampler.indices])
         for e, t in zip(*_window_steps(sampler)):
             seg_starts = np.asarray(starts_of[(d.name, int(e))])
@@ -245,7 +245,7 @@ def load_selection_data(settings: SelectSettings) -> SelectionData:
         train_samplers.append(_sampler(store, train, settings))
         held_samplers.append(_sampler(store, held, settings))
         actions[name] = _actions(store, train_samplers[-1])
-        if settings.use_state:
+        if settings.model.use_state:
             states.append(np.asarray(store.array("state")[:], dtype=np.float64)[train_samplers[-1].indices])
     normalizer = ActionNormalizer.fit(actions, "gaussian", gripper)  # type: ignore[arg-type]
     binner = ActionBinner("gaussian", settings.proxy.n_bins)
@@ -253,19 +253,19 @@ def load_selection_data(settings: SelectSettings) -> SelectionData:
     prior = _encode(prior_samplers, [d.name for d in domains], normalizer, binner, spec)
     target_train = _encode(train_samplers, target_names, normalizer, binner, spec)
     target_heldout = _encode(held_samplers, target_names, normalizer, binner, spec)
-    if settings.use_state:
+    if settings.model.use_state:
         all_states = np.concatenate(states)
         state_mean = torch.tensor(all_states.mean(0), dtype=torch.float32)
         std = torch.tensor(all_states.std(0), dtype=torch.float32)
         state_std = torch.where(std < 1e-6, torch.ones_like(std), std)
     else:
         state_mean, state_std = torch.zeros(1), torch.ones(1)
-    camera = settings.cameras[0] if settings.retrieval == "visual" else None
+    camera = settings.model.cameras[0] if settings.retrieval == "visual" else None
     features = window_features(prior, binner, state_mean, state_std, camera)
     target_features = window_features(target_train, binner, state_mean, state_std, camera)
     unit_of_window = np.asarray(unit_ids, dtype=np.int64)
     sa = features if camera is None else window_features(prior, binner, state_mean, state_std, None)
-    embedding = unit_embedding(sa, unit_of_window, len(units), settings.horizon * normalizer.action_dim)
+    embedding = unit_embedding(sa, unit_of_window, len(units), settings.model.horizon * normalizer.action_dim)
     return SelectionData(
         domains=domains,
         units=units,
@@ -278,7 +278,7 @@ def load_selection_data(settings: SelectSettings) -> SelectionData:
         target_features=target_features,
         unit_embedding=embedding,
         action_dim=normalizer.action_dim,
-        state_dim=len(state_mean) if settings.use_state else 0,
+        state_dim=len(state_mean) if settings.model.use_state else 0,
         state_mean=state_mean,
         state_std=state_std,
         target_names=tuple(target_names),

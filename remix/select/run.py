@@ -63,16 +63,15 @@ def builtin_settings(settings: SelectSettings) -> SelectSettings:
         make_synthetic_store,
     )
 
-    root = settings.out / "builtin-data"
-    scale = settings.builtin_episodes_scale
-    if scale < 1:
-        raise ConfigError(f"data.builtin.episodes_scale must be >= 1, got {scale}")
+    root = Path(settings.out) / "builtin-data"
+    scale = settings.data.builtin.episodes_scale
     prior = [replace(d, num_episodes=d.num_episodes * scale) for d in DEFAULT_DOMAINS]
     paths = make_synthetic_dataset(root, prior, seed=settings.seed)
     target = root / "target.zarr"
     make_synthetic_store(target, SyntheticDomain("target", BUILTIN_TARGET_EPISODES, action_noise=0.05),
                          seed=settings.seed + 101)
-    return replace(settings, paths=tuple(str(p) for p in paths), target=(str(target),), domain_key=None)
+    data = replace(settings.data, paths=tuple(str(p) for p in paths), domain_key=None)
+    return replace(settings, data=data, target=(str(target),))
 
 
 def _remix_row(settings: SelectSettings, data: SelectionData) -> tuple[dict[str, float], int]:
@@ -103,7 +102,7 @@ def _estimate(settings: SelectSettings, data: SelectionData, console: Console
 
 
 def _write_reports(settings: SelectSettings, result: SelectResult, selections: dict[str, np.ndarray]) -> None:
-    out, data = settings.out, result.data
+    out, data = Path(settings.out), result.data
     (out / "plots").mkdir(exist_ok=True)
     report.write_scores_csv(out / "scores.csv", data, result.scores, selections)
     main = result.scores.get("regression", result.scores.get("first_order", result.scores["retrieval"]))
@@ -129,11 +128,11 @@ def run_select(settings: SelectSettings, console: Console | None = None) -> Sele
     """Score, choose, write (see the module docstring)."""
     console = console or Console()
     torch.set_num_threads(settings.threads)
-    out = settings.out
+    out = Path(settings.out)
     if (out / SUBSET_FILE).exists() and not settings.overwrite:
         raise ConfigError(f"{out} already holds a selection; pass overwrite=true or choose another out=")
     out.mkdir(parents=True, exist_ok=True)
-    if not settings.paths:
+    if not settings.data.paths:
         settings = builtin_settings(settings)
     started = time.perf_counter()
     data = load_selection_data(settings)
@@ -159,7 +158,7 @@ def run_select(settings: SelectSettings, console: Console | None = None) -> Sele
     if settings.weights:
         shares["remix"], kept_steps["remix"] = _remix_row(settings, data)
     info = {"method": settings.method, "budget": settings.budget, "seed": settings.seed,
-            "target": [str(Path(t).resolve()) for t in settings.target], "domain_key": settings.domain_key,
+            "target": [str(Path(t).resolve()) for t in settings.target], "domain_key": settings.data.domain_key,
             "target_heldout_episodes": data.target_heldout_episodes, "cluster": asdict(settings.cluster),
             "estimator": settings.datamil.estimator if settings.method == "datamil" else None,
             "rank_correlation": rho, "scores_file": "scores.csv"}

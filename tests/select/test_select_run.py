@@ -16,7 +16,7 @@ import pytest
 from remix.common.errors import ConfigError, StoreError
 from remix.data import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.select.config import ClusterSettings, DatamilSettings, ProxySettings, SelectSettings
+from remix.select.config import ClusterSettings, DatamilSettings, DataSettings, ProxySettings, SelectSettings
 from remix.select.report import cluster_domains
 from remix.select.run import run_select
 
@@ -38,7 +38,7 @@ def _data(root: Path, image_size: int = 0) -> tuple[tuple[str, ...], str]:
 @pytest.mark.slow
 def test_datamil_scores_junk_as_harmful_and_the_selection_trains(tmp_path):
     paths, target = _data(tmp_path / "data", image_size=16)  # remix-train's policy needs a camera
-    settings = SelectSettings(out=tmp_path / "sel", target=(target,), paths=paths, budget=0.3,
+    settings = SelectSettings(out=tmp_path / "sel", target=(target,), data=DataSettings(paths=paths), budget=0.3,
                               cluster=ClusterSettings(kmeans=6), proxy=SMALL_PROXY,
                               datamil=DatamilSettings(runs=12, checkpoints=4, max_windows=32))
     result = run_select(settings)
@@ -70,7 +70,7 @@ def test_retrieval_and_all_keep_the_budget_without_training(tmp_path):
     paths, target = _data(tmp_path / "data")
     prior = sum(EpisodeStore.open(p).num_steps for p in paths)
     for method, low, high in (("retrieval", 0.2, 0.4), ("all", 1.0, 1.0)):
-        settings = SelectSettings(out=tmp_path / method, target=(target,), paths=paths, budget=0.3, method=method)
+        settings = SelectSettings(out=tmp_path / method, target=(target,), data=DataSettings(paths=paths), budget=0.3, method=method)
         result = run_select(settings)
         assert low * prior <= result.manifest["kept_steps"] <= high * prior
         assert result.regression is None and "datamil" not in result.shares
@@ -83,8 +83,8 @@ def test_bad_input_is_one_line(tmp_path):
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 1 and run.stderr.startswith("error: target= is missing") and run.stderr.count("\n") == 1
     for changes, words in (({"budget": 2.0}, "budget must be in"), ({"method": "best"}, "method='best'"),
-                           ({"retrieval": "visual"}, "needs a camera")):
+                           ({"retrieval": "visual"}, "needs a camera"), ({"target": ("t.zarr",)}, "data.paths is empty")):
         with pytest.raises(ConfigError, match=words):
             SelectSettings(out=tmp_path, **changes)
     with pytest.raises(StoreError):
-        run_select(SelectSettings(out=tmp_path / "y", target=(str(tmp_path / "nope.zarr"),), paths=(str(tmp_path / "no.zarr"),)))
+        run_select(SelectSettings(out=tmp_path / "y", target=(str(tmp_path / "nope.zarr"),), data=DataSettings(paths=(str(tmp_path / "no.zarr"),))))

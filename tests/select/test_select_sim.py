@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-from remix.select.config import ClusterSettings, DatamilSettings, ProxySettings, SelectSettings  # noqa: E402
+from remix.select.config import ClusterSettings, DatamilSettings, DataSettings, ProxySettings, SelectSettings  # noqa: E402
 from remix.select.report import cluster_domains  # noqa: E402
 from remix.select.run import run_select  # noqa: E402
 from remix.select.simdata import make_sim_store  # noqa: E402
@@ -18,7 +18,7 @@ def test_sim_junk_gets_negative_scores_and_is_never_selected(tmp_path):
     target = make_sim_store(tmp_path / "target.zarr", "put_red_in_green", "expert", 12, seed=100)
     prior = [make_sim_store(tmp_path / "lift_red.zarr", "lift_red", "expert", 8, seed=200),
              make_sim_store(tmp_path / "random_actions.zarr", "put_red_in_green", "random", 8, seed=300, max_steps=15)]
-    settings = SelectSettings(out=tmp_path / "sel", target=(str(target),), paths=tuple(map(str, prior)), budget=0.3,
+    settings = SelectSettings(out=tmp_path / "sel", target=(str(target),), data=DataSettings(paths=tuple(map(str, prior))), budget=0.3,
                               cluster=ClusterSettings(kmeans=6),
                               proxy=ProxySettings(steps=250, batch_size=64, hidden_dims=(64, 64), state_hidden=32,
                                                   n_bins=24, lr=2e-3, warmup_steps=10),
