@@ -38,7 +38,7 @@ class Policy(ABC):
 
     @abstractmethod
     def act(self, observation: Observation) -> np.ndarray:
-        """Return the next action, float32 (7,), in robot units."""
+        """Return the next action, float32 (action_dim,) (7 for the robots here), in robot units."""
 
     def close(self) -> None:  # noqa: B027 - most policies hold nothing; those that do override it
         """Release sockets, files or devices the policy holds."""
@@ -50,14 +50,15 @@ class Policy(ABC):
         self.close()
 
 
-def validate_action(action: Any, source: str) -> np.ndarray:
-    """Return `action` as a finite float32 (7,) vector, or raise naming `source`.
+def validate_action(action: Any, source: str, action_dim: int = ACTION_DIM) -> np.ndarray:
+    """Return `action` as a finite float32 (action_dim,) vector, or raise naming `source`.
 
-    Every policy funnels its output through this so a NaN or a wrong shape never reaches a robot.
+    Every policy funnels its output through this so a NaN or a wrong shape never reaches a robot;
+    `action_dim` is the size the policy was trained for (7 for the robots here, other for other arms).
     """
     array = np.asarray(action, dtype=np.float32)
-    if array.shape != (ACTION_DIM,):
-        raise RemixError(f"{source} produced an action of shape {array.shape}, expected ({ACTION_DIM},); "
+    if array.shape != (action_dim,):
+        raise RemixError(f"{source} produced an action of shape {array.shape}, expected ({action_dim},); "
                          "check that the policy was trained for this robot's action space")
     if not np.all(np.isfinite(array)):
         raise RemixError(f"{source} produced a non-finite action {array.tolist()}; the policy is broken, "
@@ -75,15 +76,17 @@ class ReplayPolicy(Policy):
     def __init__(self, actions: np.ndarray, gripper_dims: tuple[int, ...] = (GRIPPER_INDEX,),
                  source: str = "replay") -> None:
         actions = np.asarray(actions, dtype=np.float32)
-        if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or len(actions) == 0:
+        if actions.ndim != 2 or len(actions) == 0:
             raise RemixError(f"{source}: cannot replay actions of shape {actions.shape}; "
-                             f"need a non-empty (T, {ACTION_DIM}) array")
+                             "need a non-empty (T, action_dim) array")
+        if any(not 0 <= dim < actions.shape[1] for dim in gripper_dims):
+            raise RemixError(f"{source}: gripper dims {list(gripper_dims)} are outside the {actions.shape[1]} action dims")
         if not np.all(np.isfinite(actions)):
             raise RemixError(f"{source}: recorded actions contain NaN or inf; re-record or repair the episode")
         self.actions = actions
         self.source = source
         self.step = 0
-        self._hold = np.zeros(ACTION_DIM, dtype=np.float32)
+        self._hold = np.zeros(actions.shape[1], dtype=np.float32)
         for dim in gripper_dims:
             self._hold[dim] = actions[-1, dim]
 
@@ -112,7 +115,7 @@ class ReplayPolicy(Policy):
             return self._hold.copy()
         action = self.actions[self.step]
         self.step += 1
-        return validate_action(action, self.source)
+        return validate_action(action, self.source, len(action))
 
 
 class ScriptedPolicy(Policy):

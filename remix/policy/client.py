@@ -15,7 +15,7 @@ import numpy as np
 
 from remix.common.errors import RemixError
 from remix.common.rpc import RpcClient
-from remix.policy.base import Policy, validate_action
+from remix.policy.base import ACTION_DIM, Policy, validate_action
 
 if TYPE_CHECKING:
     from robots.robot import Observation
@@ -46,7 +46,8 @@ class RemotePolicy(Policy):
         self.client.call("reset", observation_message(goal))
 
     def act(self, observation: Observation) -> np.ndarray:
-        return validate_action(self.client.call("act", observation_message(observation)), f"policy server {self.address}")
+        return validate_action(self.client.call("act", observation_message(observation)), f"policy server {self.address}",
+                               int(self.info.get("action_dim", ACTION_DIM)))
 
     def close(self) -> None:
         """Give the server's episode up (another client may start one), then close the socket."""

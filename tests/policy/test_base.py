@@ -76,6 +76,9 @@ def test_unknown_spec_and_non_checkpoint_dir_are_clear_errors(tmp_path):
 def test_validate_action_rejects_wrong_shapes_and_inf():
     with pytest.raises(RemixError, match="shape"):
         validate_action(np.zeros(6), "test")
+    assert validate_action(np.zeros(4), "test", action_dim=4).shape == (4,)  # other arms' action sizes
+    with pytest.raises(RemixError, match="expected \\(4,\\)"):
+        validate_action(np.zeros(7), "test", action_dim=4)
     with pytest.raises(RemixError, match="non-finite"):
         validate_action(np.r_[np.zeros(6), np.inf], "test")
     assert validate_action([0, 0, 0, 0, 0, 0, 1], "test").dtype == np.float32
@@ -93,3 +96,11 @@ def test_replay_spec_plays_back_a_stored_episode(tmp_path, observation):
         load_policy(f"replay:{tmp_path / 'demo.zarr'}#3")
     with pytest.raises(RemixError):
         load_policy(f"replay:{tmp_path / 'nothing.zarr'}#0")
+
+
+def test_replay_plays_any_action_size(observation):
+    actions = np.array([[0.01, 0.0, 0.0, 1.0], [0.0, 0.02, 0.0, 0.0]], dtype=np.float32)
+    policy = ReplayPolicy(actions, gripper_dims=(3,))
+    policy.reset(observation)
+    np.testing.assert_array_equal([policy.act(observation) for _ in range(2)], actions)
+    np.testing.assert_array_equal(policy.act(observation), [0.0, 0.0, 0.0, 0.0])  # hold, gripper as last sent
