@@ -555,6 +555,22 @@ def reference_stage(
     return ReferenceOutcome(reference, info, tuple(info.get("unlearnable", {})))
 
 
+def _frozen_encoder(
+    mode: str, settings: WeightsSettings, run: RunData, reference: ReferenceOutcome, device: torch.device
+) -> Callable[[Batch], torch.Tensor]:
+    """The frozen encoder of the DRO proxy's features: ImageNet ResNet-18 or the reference's own."""
+    if mode == "imagenet":
+        weights = imagenet_weights_path(settings.features.weights)
+        assert weights is not None  # resolve_mode checked it
+        config = run.policy_config
+        return ImageNetFrames(weights, config.cameras, config.use_goal).to(device)
+    if reference.model is None:
+        raise ConfigError(
+            "features.mode=reference needs a reference model; it does not work with dro.plain=true"
+        )
+    return reference_encoder(reference.model)
+
+
 def dro_stage(
     settings: WeightsSettings, run: RunData, reference: ReferenceOutcome, dist_info: DistInfo
 ) -> DROOutcome:
@@ -579,15 +595,7 @@ def dro_stage(
                 settings.data.num_workers,
             )
     if on_features:
-        if mode == "imagenet":
-            weights = imagenet_weights_path(settings.features.weights)
-            assert weights is not None
-            encoder = ImageNetFrames(weights, run.policy_config.cameras, run.policy_config.use_goal).to(
-                device
-            )
-        else:
-            assert reference.model is not None, "features.mode=reference needs a reference (not dro.plain)"
-            encoder = reference_encoder(reference.model)
+        encoder = _frozen_encoder(mode, settings, run, reference, device)
         run = with_features(run, encoder, settings, dist_info, include_val=False)
     dro = GroupDRO([run.sizes[n] for n in names], settings.dro, [n in reference.unlearnable for n in names])
     proxy = _new_policy(run.policy_config, run.data, settings.seed + 1, device)
