@@ -3,7 +3,8 @@
 Data (MuJoCo tabletop, widowx profile, cam0 32x32): the target task `put_red_in_green`, demos by the
 scripted expert; prior data from the sim's other tasks (`lift_red`, `put_blue_in_yellow`, expert), a
 poor operator on the target task (`put_red_in_green-noisy`: expert + noise) and junk (`random_actions`:
-uniform random motions). Selection: remix-select (state-only proxy) with every method at one budget.
+uniform random motions), plus more expert demos of the target task from other scenes (`put_red_in_green`,
+the positive control). Selection: remix-select (state-only proxy) with every method at one budget.
 Downstream (--train-steps > 0): `remix-train RUN data.subset=SEL data.cotrain=[target]` per method
 plus target-only, then `remix-eval` success on the target task.
 
@@ -33,7 +34,8 @@ from remix.select.run import run_select
 from remix.select.simdata import make_sim_store
 
 TARGET = "put_red_in_green"
-PRIOR = (("lift_red", "expert"), ("put_blue_in_yellow", "expert"), (TARGET, "noisy"), (TARGET, "random"))
+PRIOR = (("lift_red", "expert"), ("put_blue_in_yellow", "expert"), (TARGET, "noisy"), (TARGET, "random"),
+         (TARGET, "expert"))
 BIN = Path(sys.executable).parent
 
 
@@ -45,7 +47,7 @@ def make_data(root: Path, target_demos: int, prior_episodes: int, seed: int) -> 
         make_sim_store(target, TARGET, "expert", target_demos, seed=seed, cameras=cams, domain="target")
     paths = []
     for k, (task, operator) in enumerate(PRIOR):
-        name = "random_actions" if operator == "random" else f"{task}-{operator}" if operator != "expert" else task
+        name = {"random": "random_actions", "expert": task}.get(operator, f"{task}-{operator}")
         path = root / f"{name}.zarr"
         if not path.exists():
             make_sim_store(path, task, operator, prior_episodes, seed=seed + 1000 * (k + 1), cameras=cams,

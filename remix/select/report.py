@@ -94,8 +94,8 @@ def thumbnail(data: SelectionData, cluster: int, size: int = 48) -> np.ndarray:
         xy = np.asarray(store.array("state")[start + unit.start : start + unit.stop])[:, :2]
         span = np.ptp(xy, axis=0).max() or 1.0
         pts = ((xy - xy.min(0)) / span * (size - 8) + 4).astype(np.int32)[:, ::-1]
-        cv2.polylines(canvas, [pts.reshape(-1, 1, 2)], False, (40, 40, 200), 1)
-        cv2.circle(canvas, tuple(int(v) for v in pts[-1]), 2, (200, 40, 40), -1)
+        cv2.polylines(canvas, [pts.reshape(-1, 1, 2)], False, (40, 40, 200), 2)
+        cv2.circle(canvas, tuple(int(v) for v in pts[-1]), 3, (200, 40, 40), -1)
     return canvas
 
 
@@ -111,10 +111,11 @@ def plot_clusters(path: Path, data: SelectionData, scores: np.ndarray, kept: np.
     ax.set_yticks(y, [f"#{c} {describe(mixes[c])}" for c in picks], fontsize=7)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("score: predicted drop of held-out target loss (>0 helps); black edge = kept")
-    lo = min(scores[picks].min(), 0)
+    lo, hi = min(scores[picks].min(), 0.0), max(scores[picks].max(), 0.0)
+    span = (hi - lo) or 1.0
+    ax.set_xlim(lo - 0.14 * span, hi + 0.02 * span)  # room for the frames on the left
     for row, c in zip(y, picks):
-        box = AnnotationBbox(OffsetImage(thumbnail(data, c), zoom=0.4), (lo, row), xybox=(-14, 0),
-                             xycoords="data", boxcoords="offset points", frameon=False)
+        box = AnnotationBbox(OffsetImage(thumbnail(data, c), zoom=0.55), (lo - 0.07 * span, row), frameon=False)
         ax.add_artist(box)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in domains]
     ax.legend(handles, domains, fontsize=7, loc="lower right")
