@@ -116,6 +116,16 @@ def count_kept(store: EpisodeStore, task: str) -> int:
     return int(np.sum(store.field("task") == task))
 
 
+def next_attempt(store: EpisodeStore, base_seed: int | None) -> int:
+    """The first attempt of this run: after the highest scene seed already stored (each run used to restart
+    at `base_seed`, so a rerun on the sim recorded byte-identical demos)."""
+    if base_seed is None or store.num_episodes == 0 or "seed" not in store.fields:
+        return 0
+    used = np.asarray(store.field("seed"), dtype=np.int64)
+    used = used[used >= base_seed]
+    return int(used.max()) - base_seed + 1 if len(used) else 0
+
+
 class DemoCollector:
     """Runs a collection session; see the module docstring."""
 
@@ -150,14 +160,15 @@ class DemoCollector:
             return result
         self.operator.say(f"collecting {s.task!r}: {result.kept}/{s.num_demos} kept so far in {self.store.path}")
         recorder = EpisodeRecorder(self.store)
-        attempt = 0
+        base_seed = s.seed if s.seed is not None or not isinstance(self.robot, SimulatedRobot) else 0
+        attempt = next_attempt(self.store, base_seed)  # a rerun never replays a scene already recorded
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("kept"),
                        TimeElapsedColumn(), console=Console(stderr=True), disable=not self.progress)
         bar_task = bar.add_task(s.task, total=s.num_demos, completed=result.kept)
         bar.start()
         try:
             while result.kept < s.num_demos:
-                seed = None if s.seed is None else s.seed + attempt
+                seed = None if base_seed is None else base_seed + attempt
                 attempt += 1
                 outcome, length, started = self._attempt(recorder, seed)
                 if outcome is Outcome.KEPT:
