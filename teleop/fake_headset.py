@@ -126,6 +126,9 @@ class FakeHeadset:
     frames_sent: int = 0
     app_starts: int = 0
     _paused_until: float = 0.0
+    # the device's log buffer (app lines from before this connection); `logcat -c` clears it, and
+    # `logcat -T n` replays its last max(n, 1) lines (logcat treats -T 0 as -T 1), as Android does
+    backlog: list[str] = field(default_factory=list)
     _streams: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,6 +166,11 @@ class FakeHeadset:
             else:
                 connection.sendall(b"Error: Activity class does not exist.\n")
         elif words[:1] == ["logcat"]:
+            if "-c" in words:
+                self.backlog.clear()
+            if "-T" in words:
+                count = max(1, int(words[words.index("-T") + 1]))
+                connection.sendall("".join(line + "\n" for line in self.backlog[-count:]).encode())
             self._stream_logcat(connection, stop)
         else:
             connection.sendall(f"/system/bin/sh: {words[0] if words else ''}: inaccessible or not found\n".encode())
@@ -184,6 +192,7 @@ class FakeHeadset:
             stamp = time.strftime("%m-%d %H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
             payload = format_payload(self.current_reading())
             lines = [f"{stamp}  4321  4390 I {APP_LOG_TAG}: {payload}\n"]
+            self.backlog = [*self.backlog[-99:], lines[0].rstrip("\n")]
             frame += 1
             if self.noise_every and frame % self.noise_every == 0:
                 lines.insert(0, f"{stamp}  1000  1010 D SensorService: proximity 0.0\n")

@@ -257,7 +257,9 @@ class OculusReader:
     # ------------------------------------------------------------------------------ background
     def _follow(self) -> None:
         s = self.settings
-        command = f"logcat -T 0 -v threadtime {s.tag}:V *:S"  # only new lines: no stale frame from before
+        # Only new lines: clear the buffer, then follow. (`logcat -T 0` is read as -T 1 and replays the last old
+        # line: a stale pose and buttons from before this connection.)
+        command = f"logcat -c && logcat -v threadtime {s.tag}:V *:S"
         while self._running.is_set():
             try:
                 if self._device is None:

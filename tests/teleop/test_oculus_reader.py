@@ -127,3 +127,15 @@ def test_selected_serial_among_several() -> None:
         reader.wait_for_sample(3.0)
         assert headsets[1].app_starts == 1 and headsets[0].app_starts == 0
         assert np.isfinite(reader.latest().reading.poses["r"]).all()
+
+
+def test_no_stale_line_from_before_the_connection_is_replayed() -> None:
+    """A line the app logged before we connected (another session's A press) must not become a sample."""
+    from teleop.protocol import APP_LOG_TAG, ControllerReading, format_payload
+
+    stale = ControllerReading(poses={"r": np.eye(4)}, pressed=frozenset({"A", "RG"}), sides=frozenset({"r"}))
+    headset = FakeHeadset(rate_hz=50, backlog=[f"01-01 00:00:00.000  4321  4390 I {APP_LOG_TAG}: {format_payload(stale)}"])
+    with FakeAdbServer([headset]) as server, OculusReader(settings_for(server)) as reader:
+        first = reader.wait_for_sample(3.0)
+        _, tapped = reader.take()
+        assert not first.reading.is_pressed("A") and "A" not in tapped
