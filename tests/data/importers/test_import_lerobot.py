@@ -80,3 +80,20 @@ def test_export_round_trip(tmp_path, video):
     assert list(a.field("domain")) == list(b.field("domain")) == ["a"] * 3 + ["b"] * 2
     diff = np.abs(a.array("images/cam0")[:].astype(int) - b.array("images/cam0")[:])
     assert diff.max() == 0 if not video else diff.mean() < 8
+
+
+def test_dataset_recorded_by_lerobot_itself(tmp_path):
+    """v30_lerobot/ was written by lerobot 0.4.4's LeRobotDataset.create/add_frame/save_episode/finalize."""
+    expected = np.load(FIXTURES / "expected_v30_lerobot.npz")
+    cameras = {"top": "observation.images.top", "wrist": "observation.images.wrist"}
+    out = tmp_path / "l.zarr"
+    import_dataset(FIXTURES / "v30_lerobot", out, build_options({**MAPPING, "cameras": cameras}), progress=False)
+    store = EpisodeStore.open(out)
+    assert list(store.field("domain")) == ["stack the blocks", "wipe the table"] and store.robot == "unknown"
+    for episode in range(2):
+        got = store.read_episode(episode)
+        assert np.array_equal(got["action"], expected[f"{episode}/action"])
+        assert np.array_equal(got["state"], expected[f"{episode}/state"])
+        assert np.array_equal(got["images/wrist"], expected[f"{episode}/wrist"])
+        error = np.abs(got["images/top"].astype(int) - expected[f"{episode}/top"]).mean(axis=(1, 2, 3))
+        assert error.max() < 6, error
