@@ -165,3 +165,27 @@ def test_every_preset_loads():
         assert options.fps or options.format == "robomimic", name  # robomimic reads its rate from env_args
     with pytest.raises(Exception, match="no import preset 'nope'; use one of berkeley_autolab_ur5, bridge"):
         build_options(preset="nope")
+
+
+def test_rtx_presets_on_tfds_built_schemas(tmp_path):
+    """fractal (RT-1) and DROID layouts built by TFDS (write_rtx_fixtures.py) through their presets."""
+    fractal = FIXTURES / "rlds" / "fractal_mini" / "0.1.0"
+    import_dataset(fractal, tmp_path / "f.zarr", build_options({"image_size": [8, 8]}, preset="fractal20220817_data"), progress=False)
+    store, reader = EpisodeStore.open(tmp_path / "f.zarr"), RLDSReader(fractal)
+    assert store.fps == 3.0 and set(store.field("domain")) == {"fractal20220817_data"}
+    for i, ref in enumerate(reader.refs()):
+        steps = reader.read(ref).steps
+        action = np.concatenate([steps[f"steps/action/{k}"] for k in ("world_vector", "rotation_delta", "gripper_closedness_action")], 1)
+        assert np.array_equal(store.read_episode(i)["action"], action)
+        assert store.field("task")[i] == steps["steps/observation/natural_language_instruction"][0]
+        assert store.read_episode(i)["state"].shape == (3, 8)
+    droid = FIXTURES / "rlds" / "droid_mini" / "1.0.0"
+    import_dataset(droid, tmp_path / "d.zarr", build_options({"image_size": [9, 16], "stride": 2}, preset="droid"), progress=False)
+    store, reader = EpisodeStore.open(tmp_path / "d.zarr"), RLDSReader(droid)
+    assert store.cameras == {"exterior_1": (9, 16), "exterior_2": (9, 16), "wrist": (9, 16)} and store.fps == 15.0
+    assert sorted(store.field("building")) == sorted(store.field("domain")) == ["ILIAD", "RAIL"]
+    assert set(store.field("date")) == {"2023-05-01"}
+    for i, ref in enumerate(reader.refs()):
+        steps = reader.read(ref).steps
+        target = np.concatenate([steps["steps/action_dict/cartesian_position"], steps["steps/action_dict/gripper_position"]], 1)
+        assert np.array_equal(store.read_episode(i)["action"], target[[1, 3]].astype(np.float32))  # absolute: last of each pair
