@@ -319,7 +319,7 @@ def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
         ("remix-robot-server", ["robot.workspace_low=[1,1,1]", "port=6658"]),
         ("remix-collect", ["robot=sim", "teleop=sim_expert"]), ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", "num_demos=0"]),
         ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", "num_demos=x"]),
-        ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", f"store={a_file}"]),
+        ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", f"out={a_file}"]),
         ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", "robot.control_hz=0"]),
         ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "tasks=[no_such_task]", "trials=1"]),
         ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "trials=0"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +13,26 @@ from omegaconf import DictConfig, OmegaConf
 from eval.report import build_report, compare, parse_time_bound, to_markdown, write_report
 from eval.trial_log import TrialLog
 from remix.common.cli import as_str_list, as_str_mapping, hydra_main, operator_from_config, to_plain
+from remix.common.config import register
 from remix.common.errors import ConfigError, RemixError
+
+
+@dataclass(frozen=True)
+class ReportCommand:
+    """remix-report's settings."""
+
+    db: str | None = None  # the .sqlite written by remix-eval (first positional argument)
+    out: str | None = None  # output folder; None = <db folder>/report
+    sessions: tuple[str, ...] = ()  # only these session names (() = all)
+    robots: tuple[str, ...] = ()  # only these robots (() = all)
+    since: str | None = None  # only trials started on/after this date (YYYY-MM-DD or ISO time, UTC)
+    until: str | None = None  # only trials started before the end of this date
+    formats: tuple[str, ...] = ("md", "csv", "tex")  # any of md, csv, tex
+    plot: bool = True  # success_summary.png (paper Fig. 2 style) and success_per_task.png
+    compare: tuple[str, ...] = ()  # [policy_a, policy_b]: difference in success rate with a 95% CI
+
+
+register("report_schema", ReportCommand)
 
 
 def run_eval(cfg: DictConfig) -> int:
@@ -45,7 +64,7 @@ def run_eval(cfg: DictConfig) -> int:
         name=str(name), tasks=tuple(tasks), trials=int(cfg.trials), seed=int(cfg.seed), blind=bool(cfg.blind),
         operator_name=str(cfg.operator.name or ""), goal_images=as_str_mapping(cfg.goal_images, "goal_images"),
         max_fault_retries=int(cfg.max_fault_retries), ask_notes=bool(cfg.ask_notes), record_video=bool(cfg.video),
-        sim_time=bool(cfg.sim_time),
+        sim_time=bool(cfg.sim_time), max_goal_steps=int(cfg.max_goal_steps), max_goal_scenes=int(cfg.max_goal_scenes),
         rollout=RolloutSettings(time_limit_s=float(cfg.time_limit_s), stop_keys=tuple(as_str_list(cfg.stop_keys, "stop_keys")),
                                 max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
                                 video_cameras=tuple(as_str_list(cfg.video_cameras, "video_cameras"))),
@@ -53,7 +72,7 @@ def run_eval(cfg: DictConfig) -> int:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     config["operator"] = {k: v for k, v in config["operator"].items() if k not in ("answers", "keys")}
-    with TrialLog.create(cfg.db) as log, robot:
+    with TrialLog.create(cfg.out) as log, robot:
         # after connecting: a remote simulator only shows its extras (expert_action, set_task) once connected
         policies = {}
         try:
@@ -118,7 +137,7 @@ EVAL_USAGE = """remix-eval: run goal-conditioned policies on a robot, log every 
 
 Usage:
   remix-eval robot=widowx|franka|sim|mock|remote tasks=[a,b] policies={name:checkpoint_dir,...} [trials=10]
-             [blind=true] [session=NAME] [db=evals/trials.sqlite]
+             [blind=true] [session=NAME] [out=evals/trials.sqlite] [operator=terminal|scripted]
 Policies: a checkpoint dir, 'replay:<store>#<episode>', 'scripted:expert' (sim) or 'tcp://host:port'.
 Per task a goal image is taken (or goal_images={task: png}); per trial the operator labels success / failure /
 robot fault (the sim labels itself). Rerunning the same session resumes where it stopped.
@@ -131,5 +150,11 @@ Usage:
 Cells are successes/scored trials with a Wilson 95% interval; the summary is mean +- s.e. across tasks.
 """
 
-eval_main = hydra_main("eval", usage=EVAL_USAGE)(run_eval)
+def _eval_schema() -> type:
+    from eval.command import EvalCommand  # imports the policy stack: only when remix-eval runs
+
+    return EvalCommand
+
+
+eval_main = hydra_main("eval", usage=EVAL_USAGE, schema=_eval_schema)(run_eval)
 report_main = hydra_main("report", positional=("db",), usage=REPORT_USAGE)(run_report)

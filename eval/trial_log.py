@@ -229,7 +229,7 @@ class TrialLog:
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as error:
-            raise RemixError(f"{path} is not a usable trial database ({error}); pass another db= path") from None
+            raise RemixError(f"{path} is not a usable trial database ({error}); pass another path") from None
         log = cls(path, db, readonly=False)
         log._validate()
         return log
@@ -270,7 +270,7 @@ class TrialLog:
                 raise RemixError(f"{self.path} is corrupt ({check}); restore it from a backup copy")
         except sqlite3.DatabaseError as error:
             self._db.close()
-            raise RemixError(f"{self.path} is not a readable SQLite trial database ({error}); pass another db= path") from None
+            raise RemixError(f"{self.path} is not a readable SQLite trial database ({error}); pass another path") from None
         except RemixError:
             self._db.close()
             raise

@@ -8,13 +8,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
 
 from remix.common.cli import hydra_main, operator_from_config
+from remix.common.config import register
 from remix.common.errors import RemixError
 from robots.goals import capture_goal, load_goal, save_goal
 from robots.robot import make_robot
 from robots.sim_interface import SimulatedRobot
+
+
+@dataclass(frozen=True)
+class GoalCommand:
+    """remix-goal's settings (the robot and the operator are config groups)."""
+
+    robot: Any = None  # robot=widowx|franka|sim|mock|remote
+    operator: Any = None  # operator=terminal|scripted
+    task: str | None = None  # required: the task name (a folder name)
+    out: str = "goals"  # root folder of goal images
+    goal_pose: Any = None  # [x, y, z, roll, pitch, yaw, gripper]: move there first (through the safety layer)
+    expert: bool = False  # simulated robots: the scripted expert solves the task, its final frame is the goal
+    load: str | None = None  # import this image file as the goal instead of capturing one
+    seed: int | None = None  # simulated robots: scene seed
+    overwrite: bool = False  # replace an existing goal for the task
+
+
+register("goal_schema", GoalCommand)
 
 
 def run_goal(cfg: DictConfig) -> int:

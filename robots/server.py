@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
 from remix.common.cli import hydra_main
+from remix.common.config import register
 from remix.common.errors import ConfigError, RemixError
 from remix.common.rpc import RpcServer, current_request
 from robots.robot import Observation, Robot, make_robot
@@ -136,6 +138,20 @@ def _port(value: object, key: str) -> int:
     if not 0 < port <= 65535:
         raise ConfigError(f"{key}={port} is out of range; use 1-65535")
     return port
+
+
+@dataclass(frozen=True)
+class RobotServerCommand:
+    """remix-robot-server's settings (the robot itself is the `robot` config group)."""
+
+    robot: Any = None  # robot=widowx|franka|sim|mock
+    host: str = "127.0.0.1"  # loopback only by default; 0.0.0.0 to serve the network (then set a token)
+    port: int = 5557
+    stop_port: int | None = None  # None = port + 1 (a stop-only channel never queued behind a move)
+    token: str | None = "${oc.env:REMIX_ROBOT_TOKEN,null}"  # shared token; or set REMIX_ROBOT_TOKEN
+
+
+register("robot_server_schema", RobotServerCommand)
 
 
 def run_server(cfg: DictConfig) -> None:

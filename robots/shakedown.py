@@ -2,7 +2,7 @@
 
     remix-shakedown robot=franka robot.fci_host=172.16.0.2
     remix-shakedown robot=widowx
-    remix-shakedown robot=sim operator.kind=scripted operator.answers=[y,y,y,y,y,y,y,y]
+    remix-shakedown robot=sim operator=scripted operator.answers=[y,y,y,y,y,y,y,y]
 
 Steps: connect, read the state (pose finite, camera frames fresh), reset to home (timed), a small move
 along +/- x, y, z (how long until the measured pose is within `tolerance_m` of the command, and how far it
@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from remix.common.cli import hydra_main, operator_from_config
+from remix.common.config import register
 from remix.common.errors import ConfigError, RemixError
 from remix.common.operator_input import OperatorInput
 from robots.robot import ControlMode, Robot, make_robot
@@ -228,6 +230,17 @@ def run_shakedown(robot: Robot, operator: OperatorInput, settings: ShakedownSett
     return results
 
 
+@dataclass(frozen=True)
+class ShakedownCommand(ShakedownSettings):
+    """remix-shakedown's settings: ShakedownSettings plus the robot and operator config groups."""
+
+    robot: Any = None  # robot=franka|widowx|sim|mock
+    operator: Any = None  # operator=terminal|scripted
+
+
+register("shakedown_schema", ShakedownCommand)
+
+
 def settings_from_config(cfg: DictConfig) -> ShakedownSettings:
     settings = ShakedownSettings(move_m=float(cfg.move_m), tolerance_m=float(cfg.tolerance_m),
                                  timeout_s=float(cfg.timeout_s), gripper=bool(cfg.gripper))
@@ -242,7 +255,7 @@ def shakedown_main(cfg: DictConfig) -> int:
 
     Usage:
       remix-shakedown robot=franka|widowx|sim|mock [move_m=0.02] [tolerance_m=0.003] [gripper=true]
-      remix-shakedown robot=sim operator.kind=scripted operator.answers=[y,y,y,y,y,y,y,y,y,y,y,y,y,y]
+      remix-shakedown robot=sim operator=scripted operator.answers=[y,y,y,y,y,y,y,y,y,y,y,y,y,y]
     Steps: connect, read state, reset, +/- x y z moves (lag figures), gripper close/open, stop/resume, reset.
     Answer y to run a step, n to skip it, q to stop the session. Exit code 1 if a step failed.
     """

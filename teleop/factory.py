@@ -1,4 +1,4 @@
-"""Build the teleop device named in a config (configs/teleop/<kind>.yaml).
+"""Build the teleop device a config names (configs/teleop/<name>.yaml; its `_target_` is a builder here).
 
 `oculus`: a Quest over ADB. `keyboard`: key presses from the operator input. `scripted_oculus`: the
 same Quest code path against a fake ADB server whose headset plays a scripted hand motion (CI,
@@ -22,8 +22,6 @@ from teleop.mapping import MappingConfig
 from teleop.oculus import AdbSettings, OculusReader
 from teleop.quest import QuestTeleop
 from teleop.sim_expert import SimExpertTeleop
-
-KINDS = ("oculus", "keyboard", "scripted_oculus", "sim_expert")
 
 
 @dataclass
@@ -79,42 +77,65 @@ def _script(cfg: Any) -> HeadsetScript:
         raise ConfigError(f"bad teleop.script: {error}; each segment needs a duration (s)") from None
 
 
-OCULUS_KEYS = set(AdbSettings.__dataclass_fields__) - {"tag"} | {"kind", "mapping", "keys", "first_sample_timeout_s"}
+OCULUS_KEYS = set(AdbSettings.__dataclass_fields__) - {"tag"} | {"_target_", "mapping", "keys", "first_sample_timeout_s",
+                                                                  "pose_frame"}
+
+
+def make_keyboard(cfg: dict[str, Any], robot: Robot) -> TeleopSetup:
+    """Key presses from the operator input, one step per press."""
+    _take(cfg, {"_target_", "step_translation", "step_rotation", "gripper_toggle", "keys"}, "teleop (keyboard)")
+    config = KeyboardConfig(**{k: cfg[k] for k in ("step_translation", "step_rotation", "gripper_toggle") if k in cfg})
+    return TeleopSetup(KeyboardTeleop(config, robot.action_spec, _event_keys(cfg)))
+
+
+def make_oculus(cfg: dict[str, Any], robot: Robot) -> TeleopSetup:
+    """A Quest over ADB (oculus_reader app)."""
+    _take(cfg, OCULUS_KEYS, "teleop (oculus)")
+    reader = OculusReader(_adb_settings(cfg))
+    device = QuestTeleop(reader, _mapping(cfg), robot.action_spec, _event_keys(cfg),
+                         float(cfg.get("first_sample_timeout_s", 10.0)), pose_frame=cfg.get("pose_frame", "head"))
+    return TeleopSetup(device)
+
+
+def make_scripted_oculus(cfg: dict[str, Any], robot: Robot) -> TeleopSetup:
+    """The Quest code path against a fake ADB server whose headset plays `script` (CI, dry runs)."""
+    _take(cfg, OCULUS_KEYS | {"script", "rate_hz"}, "teleop (scripted_oculus)")
+    script = _script(cfg.get("script"))
+    setup = TeleopSetup(device=None)  # type: ignore[arg-type]
+    server = FakeAdbServer([FakeHeadset(script=script, rate_hz=float(cfg.get("rate_hz", 60.0)))])
+    server.start()
+    setup.resources.callback(server.close)
+    reader = OculusReader(_adb_settings(cfg, port_override=server.port))
+    setup.device = QuestTeleop(reader, _mapping(cfg), robot.action_spec, _event_keys(cfg),
+                               float(cfg.get("first_sample_timeout_s", 10.0)), pose_frame=cfg.get("pose_frame", "head"))
+    setup.on_episode_start.append(script.episode_started)
+    return setup
+
+
+def make_sim_expert(cfg: dict[str, Any], robot: Robot) -> TeleopSetup:
+    """The sim robot's scripted expert drives, optionally graded by an operator profile."""
+    _take(cfg, {"_target_", "profile", "seed"}, "teleop (sim_expert)")
+    expert = SimExpertTeleop(robot)
+    if cfg.get("profile") in (None, "expert"):
+        return TeleopSetup(expert)
+    from teleop.operator_profiles import ProfiledExpertTeleop, get_profile
+
+    return TeleopSetup(ProfiledExpertTeleop(expert, get_profile(str(cfg["profile"])), robot.limits.max_translation,
+                                            robot.limits.max_rotation, seed=int(cfg.get("seed") or 0)))
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any], Robot], TeleopSetup]] = {
+    f"{__name__}.{fn.__name__}": fn for fn in (make_keyboard, make_oculus, make_scripted_oculus, make_sim_expert)
+}
 
 
 def make_teleop(cfg: Mapping[str, Any], robot: Robot) -> TeleopSetup:
-    """The device for `cfg` (a plain dict from the `teleop` config group) driving `robot`."""
+    """The device for `cfg` (a plain dict from the `teleop` config group, `_target_` naming its builder)."""
     cfg = dict(cfg)
-    kind = cfg.get("kind")
-    if kind == "keyboard":
-        _take(cfg, {"kind", "step_translation", "step_rotation", "gripper_toggle", "keys"}, "teleop (keyboard)")
-        config = KeyboardConfig(**{k: cfg[k] for k in ("step_translation", "step_rotation", "gripper_toggle") if k in cfg})
-        return TeleopSetup(KeyboardTeleop(config, robot.action_spec, _event_keys(cfg)))
-    if kind == "oculus":
-        _take(cfg, OCULUS_KEYS, "teleop (oculus)")
-        reader = OculusReader(_adb_settings(cfg))
-        device = QuestTeleop(reader, _mapping(cfg), robot.action_spec, _event_keys(cfg),
-                             float(cfg.get("first_sample_timeout_s", 10.0)))
-        return TeleopSetup(device)
-    if kind == "scripted_oculus":
-        _take(cfg, OCULUS_KEYS | {"script", "rate_hz"}, "teleop (scripted_oculus)")
-        script = _script(cfg.get("script"))
-        setup = TeleopSetup(device=None)  # type: ignore[arg-type]
-        server = FakeAdbServer([FakeHeadset(script=script, rate_hz=float(cfg.get("rate_hz", 60.0)))])
-        server.start()
-        setup.resources.callback(server.close)
-        reader = OculusReader(_adb_settings(cfg, port_override=server.port))
-        setup.device = QuestTeleop(reader, _mapping(cfg), robot.action_spec, _event_keys(cfg),
-                                   float(cfg.get("first_sample_timeout_s", 10.0)))
-        setup.on_episode_start.append(script.episode_started)
-        return setup
-    if kind == "sim_expert":
-        _take(cfg, {"kind", "profile", "seed"}, "teleop (sim_expert)")
-        expert = SimExpertTeleop(robot)
-        if cfg.get("profile") in (None, "expert"):
-            return TeleopSetup(expert)
-        from teleop.operator_profiles import ProfiledExpertTeleop, get_profile
-
-        return TeleopSetup(ProfiledExpertTeleop(expert, get_profile(str(cfg["profile"])), robot.limits.max_translation,
-                                                robot.limits.max_rotation, seed=int(cfg.get("seed") or 0)))
-    raise ConfigError(f"unknown teleop kind {kind!r}; use teleop={'|'.join(KINDS)}")
+    if "kind" in cfg:  # the old plug-in key
+        raise ConfigError(f"teleop: 'kind: {cfg['kind']}' is now '_target_: {__name__}.make_{cfg['kind']}'")
+    target = cfg.get("_target_")
+    if target not in BUILDERS:
+        raise ConfigError(f"unknown teleop _target_ {target!r}; use teleop=oculus|keyboard|scripted_oculus|sim_expert "
+                          f"(builders: {', '.join(sorted(BUILDERS))})")
+    return BUILDERS[target](cfg, robot)

@@ -49,7 +49,7 @@ def test_weights_subset_demos_training_eval_and_report(tmp_path):
     assert 0.45 * total_steps <= kept_steps <= 0.55 * total_steps
 
     run("remix-collect", "task=lift_red", "robot=sim", "robot.cameras.cam0=[32,32]", "teleop=sim_expert",
-        "operator.kind=scripted", "num_demos=2", "store=demos/sim.zarr", "progress=false", cwd=tmp_path)
+        "operator=scripted", "num_demos=2", "out=demos/sim.zarr", "progress=false", cwd=tmp_path)
     demos = EpisodeStore.open(tmp_path / "demos/sim.zarr")
     assert demos.num_episodes == 2 and set(demos.field("task")) == {"lift_red"}
 
@@ -64,8 +64,8 @@ def test_weights_subset_demos_training_eval_and_report(tmp_path):
 
     out = run(
         "remix-eval", "robot=sim", "robot.cameras.cam0=[32,32]", "tasks=[lift_red]",
-        f"policies={{trained:{checkpoint},expert:'scripted:expert'}}", "trials=2", "operator.kind=scripted",
-        "db=evals/trials.sqlite", "progress=false", "time_limit_s=10", cwd=tmp_path,
+        f"policies={{trained:{checkpoint},expert:'scripted:expert'}}", "trials=2", "operator=scripted",
+        "out=evals/trials.sqlite", "progress=false", "time_limit_s=10", cwd=tmp_path,
     )
     assert "2/2 (100%" in out  # the scripted expert solves the sim task; the sim labels every trial itself
     report = run("remix-report", "evals/trials.sqlite", cwd=tmp_path)

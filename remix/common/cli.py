@@ -24,9 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from remix.common.errors import ConfigError, RemixError
-from remix.common.operator_input import OperatorInput, make_operator
+from remix.common.operator_input import OperatorInput, make_operator, register_operator_group
 
 CONFIG_MODULE = "remix.configs"
+register_operator_group()
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
 # hydra flags that take a value: that value is not a positional argument or an override.
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
@@ -34,7 +35,7 @@ _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config
 
 
 # with these flags hydra composes differently (other config dirs) or does not compose at all.
-_SKIP_PRECHECK = {"--help", "-h", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp",
+_SKIP_PRECHECK = {"--help", "-h", "--hydra-help", "--shell-completion", "-sc", "--config-path", "-cp", "--multirun", "-m",
                   "--config-name", "-cn", "--config-dir", "-cd"}
 
 
@@ -79,6 +80,12 @@ RENAMED_KEYS = {
     "data.stores": "data.paths",
     "data.domain_field": "data.domain_key",
     "model.use_proprio": "model.use_state",
+    "model.image_encoder": "model.encoder",
+    "operator.kind": "operator",
+    "teleop.kind": "teleop",
+    "db": "out",
+    "store": "out",
+    "paths": "data.paths",
 }
 _TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
 
@@ -142,13 +149,22 @@ def report_error(error: BaseException) -> None:
 
 
 def hydra_main(
-    config_name: str, positional: Sequence[str] = (), usage: str | None = None
+    config_name: str, positional: Sequence[str] = (), usage: str | None = None,
+    schema: Callable[[], type] | None = None,
 ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
-    """Decorate `fn(cfg)` into a console-script entry point; `--help` prints `usage` (else fn's docstring)."""
+    """Decorate `fn(cfg)` into a console-script entry point; `--help` prints `usage` (else fn's docstring).
+
+    `schema` returns the settings dataclass, registered as `<config_name>_schema` when the script starts
+    (for dataclasses whose module is too heavy to import with its neighbours).
+    """
 
     def decorate(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
         @functools.wraps(fn)
         def entry() -> None:
+            if schema is not None:
+                from remix.common.config import register
+
+                register(f"{config_name}_schema", schema())
             text = usage or fn.__doc__
             if {"--help", "-h"} & set(sys.argv[1:]) and text:
                 print(inspect.cleandoc(text), end="\n\n")
@@ -211,7 +227,8 @@ def as_str_mapping(value: Any, key: str) -> dict[str, str]:
 
 
 def operator_from_config(node: Any) -> OperatorInput:
-    """The operator input a config's `operator:` block asks for (kind terminal|scripted, answers, keys)."""
+    """The operator input a config's `operator` group asks for (operator=terminal|scripted, answers, keys)."""
     return make_operator(
-        str(node.kind), as_str_list(node.get("answers"), "operator.answers"), as_str_list(node.get("keys"), "operator.keys")
+        str(node["_target_"]), as_str_list(node.get("answers"), "operator.answers"),
+        as_str_list(node.get("keys"), "operator.keys"),
     )

@@ -62,7 +62,7 @@ def schema(cls: type) -> type:
     hints = _hints(cls)
     specs = []
     for f in dataclasses.fields(cls):
-        if not f.init or f.name.startswith("_"):
+        if not f.init or (f.name.startswith("_") and f.name != "_target_"):
             continue
         tp = _checked_type(hints.get(f.name, Any))
         if dataclasses.is_dataclass(hints.get(f.name)):

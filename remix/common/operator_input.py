@@ -17,6 +17,7 @@ import tty
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from remix.common.errors import RemixError
 
@@ -123,10 +124,33 @@ class TerminalInput(OperatorInput):
         return key or None
 
 
-def make_operator(kind: str = "terminal", answers: Sequence[str] = (), keys: Sequence[str] = ()) -> OperatorInput:
-    """Build the operator input named in a config: `terminal` or `scripted`."""
-    if kind == "terminal":
-        return TerminalInput()
-    if kind == "scripted":
-        return ScriptedInput(answers, keys)
-    raise RemixError(f"unknown operator input {kind!r}; use 'terminal' or 'scripted'")
+@dataclass
+class OperatorConfig:
+    """The `operator` config group of remix-eval, remix-goal, remix-collect: `operator=terminal|scripted`."""
+
+    _target_: str = "remix.common.operator_input.TerminalInput"  # the OperatorInput class
+    name: str = "${oc.env:USER,unknown}"  # recorded with every trial / demo
+    answers: list[str] = field(default_factory=list)  # scripted: answers to the prompts, in order
+    keys: list[str] = field(default_factory=list)  # scripted: key presses, one per poll
+
+
+OPERATOR_INPUTS = {"terminal": TerminalInput, "scripted": ScriptedInput}
+
+
+def register_operator_group() -> None:
+    """`operator=terminal` (a person at the terminal) and `operator=scripted` (answers from lists, for CI)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, cls in OPERATOR_INPUTS.items():
+        store.store(group="operator", name=name, node=OperatorConfig(_target_=f"{__name__}.{cls.__name__}"))
+
+
+def make_operator(target: str = "remix.common.operator_input.TerminalInput", answers: Sequence[str] = (),
+                  keys: Sequence[str] = ()) -> OperatorInput:
+    """Build the operator input a config's `_target_` names (TerminalInput or ScriptedInput)."""
+    by_target = {f"{__name__}.{cls.__name__}": cls for cls in OPERATOR_INPUTS.values()}
+    cls = by_target.get(target) or OPERATOR_INPUTS.get(target)
+    if cls is None:
+        raise RemixError(f"unknown operator input {target!r}; use operator=terminal or operator=scripted")
+    return ScriptedInput(answers, keys) if cls is ScriptedInput else TerminalInput()

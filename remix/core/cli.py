@@ -155,19 +155,34 @@ def weights_main(cfg: DictConfig) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class SubsetData:
+    paths: tuple[str, ...] = ()  # source stores; () = the ones recorded in weights.json
+
+
+@dataclass(frozen=True)
+class SubsetCommand:
+    """remix-subset's settings."""
+
+    weights: str | None = None  # weights.json from remix-weights (or its run directory)
+    fraction: float = 0.25  # share of all steps to keep (paper: 0.25 or 0.10)
+    out: str | None = None  # directory for the subset stores + subset.json
+    seed: int = 0  # which episodes are kept (reproducible)
+    overwrite: bool = False
+    data: SubsetData = field(default_factory=SubsetData)
+
+
+register("subset_schema", SubsetCommand)
+
+
 @hydra_main("subset", positional=("weights",))
 def subset_main(cfg: DictConfig) -> int:
     """remix-subset: keep `fraction` of the data, whole episodes, water-filled by the Re-Mix weights."""
     from remix.core.subset import run_subset
 
-    run_subset(
-        weights=cfg.weights,
-        fraction=float(cfg.fraction),
-        out=cfg.out,
-        seed=int(cfg.seed),
-        overwrite=bool(cfg.overwrite),
-        paths=list(cfg.paths) if cfg.paths else None,
-    )
+    command = build(SubsetCommand, cfg)
+    run_subset(weights=command.weights, fraction=command.fraction, out=command.out, seed=command.seed,
+               overwrite=command.overwrite, paths=list(command.data.paths) or None)
     return 0
 
 

@@ -28,17 +28,31 @@ class DistInfo:
         return self.rank == 0
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> the local CUDA device if there is one, else CPU; 'cpu' / 'cuda' force it."""
+def pick_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """'auto' -> the local CUDA device if there is one, else CPU; 'cpu', 'cuda', 'cuda:N' force it.
+
+    Under torchrun every rank takes the GPU of its LOCAL_RANK ('cuda' or 'auto'); one process may pick
+    a GPU by index ('cuda:1').
+    """
+    name = str(name).strip()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
+    if name != "cuda" and not name.startswith("cuda:"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA GPU is visible; use device=cpu or device=auto")
+    count = torch.cuda.device_count()
+    if name == "cuda":
+        return torch.device("cuda", local_rank % count)
+    index = name.partition(":")[2]
+    if not index.isdigit() or int(index) >= count:
+        raise ConfigError(f"device={name} is not one of the {count} visible GPUs; use cuda:0..cuda:{count - 1}")
+    if world_size > 1:
+        raise ConfigError(f"device={name} names one GPU, but torchrun started {world_size} ranks; use device=cuda "
+                          "(each rank takes the GPU of its LOCAL_RANK)")
+    return torch.device("cuda", int(index))
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -46,7 +60,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = pick_device(device, local_rank)
+    chosen = pick_device(device, local_rank, world_size)
     if world_size > 1 and not dist.is_initialized():
         if chosen.type == "cuda":
             torch.cuda.set_device(chosen)

@@ -4,17 +4,69 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from remix.common.cli import hydra_main
+from remix.common.config import register
 from remix.common.errors import ConfigError
 from remix.data.stats import format_summary, store_summary
 from remix.data.store import EpisodeStore, validate_store
 from remix.data.synthetic import DEFAULT_DOMAINS, make_synthetic_dataset
 
 COMMANDS = ("info", "validate", "synthetic", "import", "export")
+
+
+@dataclass(frozen=True)
+class SyntheticSection:
+    image_size: int = 0  # 0 = state only; e.g. 32 adds a small rendered camera image per step
+    episode_length: int = 25
+    seed: int = 0
+
+
+def _not_given(*keys: str) -> Any:
+    return field(default_factory=lambda: dict.fromkeys(keys))
+
+
+@dataclass(frozen=True)
+class DataCommand:
+    """remix-data's settings. Import/export options are None = not given: the preset's value or the
+    importer's own default (remix/data/importers/options.py ImportOptions) applies; docs/data.md explains them."""
+
+    command: str = "info"  # info | validate | synthetic | import | export
+    path: str | None = None  # the store (info, validate), OUT (synthetic), the source (import, export)
+    json: bool = False  # info: print as JSON
+    synthetic: SyntheticSection = field(default_factory=SyntheticSection)
+    out: str | None = None  # import/export: the store (or LeRobot folder) to write; an existing store is resumed
+    preset: str | None = None  # import: configs/import/<name>.yaml (bridge, robomimic_mh, droid, ...) or a YAML path
+    format: str | None = None  # import: auto | rlds | lerobot | robomimic | replay_buffer; export: lerobot
+    split: str | None = None  # source split (train, val, ...); None = all
+    fps: float | None = None  # frame rate, required when the source has none (RLDS, replay buffers)
+    robot: str | None = None
+    cameras: Any = None  # {store camera: source key}, e.g. {cam0: steps/observation/image_0}
+    image_size: Any = None  # [H, W] for every camera (or one number); None = the source's size
+    resize: str | None = None  # stretch | crop | pad
+    action: Any = None  # source key or list of keys concatenated
+    state: Any = None  # source key or list of keys concatenated
+    action_names: Any = None
+    gripper_dims: Any = None
+    action_kind: str | None = None  # delta | absolute (how stride combines skipped actions)
+    stride: int | None = None  # keep every k-th step; delta actions are summed over the skipped steps
+    language: str | None = None  # source key of the instruction
+    success: str | None = None  # source key of a success flag / reward
+    domain: Any = _not_given("from", "key", "regex", "map", "value", "unmapped")  # per-episode domain source
+    fields: Any = None  # more per-episode fields, {name: {from: ..., key: ..., regex: ...}}
+    filters: Any = _not_given("success_only", "require_cameras", "min_length")
+    max_episodes: int | None = None
+    workers: int | None = None  # decoding processes (one writer)
+    overwrite: bool | None = None  # replace an existing store / export folder instead of resuming
+    shard_frames: int | None = None  # >0: frames per zarr shard file for image arrays
+
+
+register("data_schema", DataCommand)
 
 
 def _require_path(cfg: DictConfig) -> str:

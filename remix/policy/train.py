@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from remix.common.errors import ConfigError, RemixError
+from remix.core.distributed import DistInfo, init_distributed
 from remix.data.mixture import WeightedDomainSampler
 from remix.policy.augment import AugmentConfig, apply_augmentation
 from remix.policy.checkpoint import (
@@ -113,37 +113,6 @@ class TrainingLoss(nn.Module):
         state = batch["state"] if self.net.config.use_state else None
         condition = self.net.encode(batch["images"], batch["goal"], state)
         return diffusion_loss(self.net, self.scheduler, condition, batch["action"], batch["valid"], generator)
-
-
-@dataclass
-class DistributedContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def distributed_context() -> DistributedContext:
-    """Join the torchrun process group when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistributedContext()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def pick_device(name: str, context: DistributedContext) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name} but no CUDA GPU is visible; use train.device=cpu")
-        return torch.device(f"cuda:{context.local_rank}" if context.world_size > 1 else name)
-    return torch.device(name)
 
 
 def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
@@ -257,7 +226,7 @@ class TrainingRun:
     mixture: MixtureConfig
     config: TrainConfig
     output_dir: Path
-    context: DistributedContext
+    context: DistInfo
     device: torch.device
     normalization: Normalization
     weights: np.ndarray
@@ -292,10 +261,10 @@ def check_output_dir(output_dir: Path, resume: bool | str, overwrite: bool) -> t
 
 
 def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: Path,
-              resume_from: Path | None = None, context: DistributedContext | None = None) -> TrainingRun:
+              resume_from: Path | None = None, context: DistInfo | None = None) -> TrainingRun:
     """Data, normalization (the resumed checkpoint's when resuming), network, optimizer, LR schedule, EMA."""
-    context = context or distributed_context()
-    device = pick_device(config.device, context)
+    context = context or init_distributed(config.device)
+    device = context.device
     domains: list[Domain] = discover_domains(mixture, config.seed)
     weights = mixture_weights(mixture, domains)
     normalization = fit_normalization(domains, model_config, mixture.target_domain)

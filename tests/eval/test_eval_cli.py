@@ -53,9 +53,9 @@ def demo_store(tmp_path_factory):
 
 
 def sim_args(db, store, trials=3):
-    return [f"db={db}", "robot=sim", "session=nightly", "tasks=[lift_red,put_red_in_green]",
+    return [f"out={db}", "robot=sim", "session=nightly", "tasks=[lift_red,put_red_in_green]",
             f"policies={{expert:'scripted:expert',replay:'replay:{store}#0'}}", f"trials={trials}",
-            "time_limit_s=5", "operator.kind=scripted", "progress=false"]  # pick-and-place takes up to 18 steps (3.6 s)
+            "time_limit_s=5", "operator=scripted", "progress=false"]  # pick-and-place takes up to 18 steps (3.6 s)
 
 
 def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store, cli):
@@ -112,8 +112,8 @@ def test_sigkill_mid_session_then_resume_gives_exact_counts(tmp_path, demo_store
 def test_operator_session_through_the_cli(tmp_path, demo_store, cli):
     # start placements, goal capture (arrange, keep), then per trial: reset to the start placements, label, note
     answers = '["","",y,"",s,"looks good","",f,""]'
-    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
-                 f"policies={{demo:'replay:{demo_store}#0'}}", "time_limit_s=0.3", "operator.kind=scripted",
+    result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
+                 f"policies={{demo:'replay:{demo_store}#0'}}", "time_limit_s=0.3", "operator=scripted",
                  f"operator.answers={answers}", "operator.name=ann", "session=lab", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "| stack | 1/2 (50%, 9%–91%) |" in result.stdout
@@ -134,7 +134,7 @@ def test_operator_session_through_the_cli(tmp_path, demo_store, cli):
      (["robot=sim", "tasks=[fold]", "policies={p:'scripted:expert'}"], "unknown sim task")],
 )
 def test_eval_errors_are_one_line(tmp_path, cli, args, message):
-    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "operator.kind=scripted", *args, cwd=tmp_path)
+    result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "operator=scripted", *args, cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
@@ -166,9 +166,9 @@ def test_help_lists_the_settings(tmp_path, cli):
 
 
 def test_blind_session_prints_labels_not_names(tmp_path, demo_store, cli):
-    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=1", "blind=true",
+    result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=sim", "tasks=[lift_red]", "trials=1", "blind=true",
                  f"policies={{expert:'scripted:expert',replay:'replay:{demo_store}#0'}}", "time_limit_s=6",
-                 "operator.kind=scripted", "progress=false", cwd=tmp_path)
+                 "operator=scripted", "progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "policy #1" in result.stdout and "policy #2" in result.stdout
     assert "expert" not in result.stdout and "replay" not in result.stdout
@@ -197,8 +197,8 @@ def write_untrained_checkpoint(directory: Path) -> Path:
 
 def test_a_diffusion_checkpoint_runs_through_the_harness(tmp_path, cli):
     checkpoint = write_untrained_checkpoint(tmp_path / "ckpt")
-    result = cli("remix-eval", f"db={tmp_path / 't.sqlite'}", "robot=sim", "robot.cameras.cam0=[16,16]", "tasks=[lift_red]",
-                 "trials=2", f"policies={{untrained:'{checkpoint}'}}", "time_limit_s=2", "operator.kind=scripted", "progress=false",
+    result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=sim", "robot.cameras.cam0=[16,16]", "tasks=[lift_red]",
+                 "trials=2", f"policies={{untrained:'{checkpoint}'}}", "time_limit_s=2", "operator=scripted", "progress=false",
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     with TrialLog.open(tmp_path / "t.sqlite") as log:

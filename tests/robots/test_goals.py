@@ -80,10 +80,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_goal_cli_with_the_sim_expert_and_errors(tmp_path) -> None:
-    result = run_cli("robot=sim", "put_red_in_green", "expert=true", f"out={tmp_path}", "seed=1", "operator.kind=scripted")
+    result = run_cli("robot=sim", "put_red_in_green", "expert=true", f"out={tmp_path}", "seed=1", "operator=scripted")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "put_red_in_green" / "cam0.png").is_file() and "saved goal" in result.stdout
-    result = run_cli("robot=sim", "put_red_in_green", "expert=true", f"out={tmp_path}", "operator.kind=scripted")
+    result = run_cli("robot=sim", "put_red_in_green", "expert=true", f"out={tmp_path}", "operator=scripted")
     assert result.returncode == 1 and "overwrite=true" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("robot=mock", f"out={tmp_path}")
     assert result.returncode == 1 and "needs task" in result.stderr

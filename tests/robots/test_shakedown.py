@@ -23,7 +23,7 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 @pytest.mark.parametrize("robot", ["mock", "sim"])
 def test_shakedown_passes_every_step(monkeypatch, capsys, tmp_path, robot: str) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out = run_cli(monkeypatch, capsys, f"robot={robot}", "operator.kind=scripted", ALL_YES)
+    code, out = run_cli(monkeypatch, capsys, f"robot={robot}", "operator=scripted", ALL_YES)
     assert code == 0, out
     for step in ("connect", "read state", "move +x", "move -z", "gripper close", "gripper open", "stop / resume",
                  "reset again"):
@@ -33,10 +33,10 @@ def test_shakedown_passes_every_step(monkeypatch, capsys, tmp_path, robot: str) 
 
 def test_shakedown_skips_quits_and_fails(monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out = run_cli(monkeypatch, capsys, "robot=mock", "operator.kind=scripted", "operator.answers=[y,n,q]")
+    code, out = run_cli(monkeypatch, capsys, "robot=mock", "operator=scripted", "operator.answers=[y,n,q]")
     assert code == 0 and "operator skipped" in out and "operator quit" in out and "move +x" not in out
     # a reflex at the robot's 3rd command (the first moves): that step fails, the rest still run, exit code 1
-    code, out = run_cli(monkeypatch, capsys, "robot=mock", "+robot.faults={reflex:[3]}", "operator.kind=scripted", ALL_YES)
+    code, out = run_cli(monkeypatch, capsys, "robot=mock", "+robot.faults={reflex:[3]}", "operator=scripted", ALL_YES)
     assert code == 1 and "FAIL" in out and "RobotFault" in out and "reset again" in out
 
 
@@ -56,6 +56,6 @@ def test_shakedown_on_franky_sim(monkeypatch, capsys, tmp_path) -> None:
     with FrankySimServer() as (_, host):
         code, out = run_cli(monkeypatch, capsys, "robot=franka", f"robot.fci_host={host}", "robot.realtime=false",
                             "robot.gripper=null", "robot.cameras=null", "gripper=false", "timeout_s=20",
-                            "operator.kind=scripted", ALL_YES)
+                            "operator=scripted", ALL_YES)
     assert code == 0, out
     assert "move +z" in out and "stop / resume" in out and "FAIL" not in out

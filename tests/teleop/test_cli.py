@@ -17,7 +17,7 @@ FAST_SCRIPT = """\
 defaults:
   - oculus
   - _self_
-kind: scripted_oculus
+_target_: teleop.factory.make_scripted_oculus
 rate_hz: 60.0
 script:
   - - {duration: 0.1, grip: true}
@@ -32,7 +32,7 @@ def collect_command(tmp_path: Path, *overrides: str) -> list[str]:
     (config_dir / "teleop").mkdir(parents=True, exist_ok=True)
     (config_dir / "teleop" / "fast.yaml").write_text(FAST_SCRIPT)
     return [sys.executable, "-c", "from teleop.cli import main; main()", f"--config-dir={config_dir}",
-            "teleop=fast", "operator.kind=scripted", "progress=false", *overrides]
+            "teleop=fast", "operator=scripted", "progress=false", *overrides]
 
 
 def run(command: list[str], cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -49,7 +49,7 @@ def committed(path: Path) -> int:
 
 def test_sigkill_mid_episode_loses_only_that_episode(tmp_path) -> None:
     store_path = tmp_path / "demos.zarr"
-    command = collect_command(tmp_path, "reach", "num_demos=50", f"store={store_path}")
+    command = collect_command(tmp_path, "reach", "num_demos=50", f"out={store_path}")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -72,8 +72,9 @@ def test_sigkill_mid_episode_loses_only_that_episode(tmp_path) -> None:
         actions = store.read_episode(index)["action"]
         assert actions[:, 0].sum() == pytest.approx(0.03, abs=2e-3)
     kept = store.num_episodes
+    store.close()  # release the writer lock this check took, so the rerun can write
     # the rerun continues the count and appends after the surviving demos
-    result = run(collect_command(tmp_path, "reach", f"num_demos={kept + 1}", f"store={store_path}"), tmp_path)
+    result = run(collect_command(tmp_path, "reach", f"num_demos={kept + 1}", f"out={store_path}"), tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{kept + 1}/{kept + 1} demos of 'reach'" in result.stdout
     assert EpisodeStore.open(store_path).num_episodes == kept + 1
@@ -81,12 +82,12 @@ def test_sigkill_mid_episode_loses_only_that_episode(tmp_path) -> None:
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path) -> None:
     store_path = tmp_path / "never.zarr"
-    no_task = run(collect_command(tmp_path, f"store={store_path}"), tmp_path)
+    no_task = run(collect_command(tmp_path, f"out={store_path}"), tmp_path)
     assert no_task.returncode == 1 and no_task.stderr.strip().splitlines()[-1].startswith("error: no task given")
-    no_adb = run(collect_command(tmp_path, "reach", "teleop=oculus", "teleop.adb_port=1", f"store={store_path}"),
+    no_adb = run(collect_command(tmp_path, "reach", "teleop=oculus", "teleop.adb_port=1", f"out={store_path}"),
                  tmp_path)
     assert no_adb.returncode == 1 and "adb start-server" in no_adb.stderr
-    bad_gain = run(collect_command(tmp_path, "reach", "teleop.mapping.position_gain=-1", f"store={store_path}"),
+    bad_gain = run(collect_command(tmp_path, "reach", "teleop.mapping.position_gain=-1", f"out={store_path}"),
                    tmp_path)
     assert bad_gain.returncode == 1 and "position_gain must be a positive number" in bad_gain.stderr
     assert not store_path.exists()

@@ -33,7 +33,7 @@ DISCARDED = [
 
 
 def scripted_teleop(robot, episodes):
-    return make_teleop({"kind": "scripted_oculus", "script": episodes, "rate_hz": 100.0, "lost_after_s": 0.5,
+    return make_teleop({"_target_": "teleop.factory.make_scripted_oculus", "script": episodes, "rate_hz": 100.0, "lost_after_s": 0.5,
                         "first_sample_timeout_s": 5.0}, robot)
 
 
@@ -110,7 +110,7 @@ def test_keyboard_demo_on_a_blocking_robot(tmp_path) -> None:
                          "1"] + [None] * 200
     operator = ScriptedInput(keys=keys)
     with mock(control_mode="blocking", moving_time_s=0.03) as robot:
-        setup = make_teleop({"kind": "keyboard", "step_translation": 0.01}, robot)
+        setup = make_teleop({"_target_": "teleop.factory.make_keyboard", "step_translation": 0.01}, robot)
         result, _ = collect(robot, setup, tmp_path / "kb.zarr", operator, task="reach", num_demos=1)
     assert result.kept == 1
     episode = EpisodeStore.open(tmp_path / "kb.zarr").read_episode(0)

@@ -18,15 +18,16 @@ from teleop.quest import QuestTeleop
 @pytest.mark.parametrize(
     "cfg, message",
     [
-        ({"kind": "spacemouse"}, "unknown teleop kind 'spacemouse'"),
-        ({"kind": "keyboard", "step_size": 0.1}, "unknown teleop \\(keyboard\\) keys \\['step_size'\\]"),
-        ({"kind": "keyboard", "keys": {"save": "1"}}, "unknown teleop.keys keys \\['save'\\]"),
-        ({"kind": "keyboard", "step_translation": -0.1}, "must be positive"),
-        ({"kind": "oculus", "mapping": {"gain": 2}}, "unknown teleop.mapping keys \\['gain'\\]"),
-        ({"kind": "oculus", "mapping": {"base_from_headset": [[1, 0, 0], [0, 1, 0], [0, 0, -1]]}}, "rotation matrix"),
-        ({"kind": "scripted_oculus", "script": []}, "teleop.script is empty"),
-        ({"kind": "scripted_oculus", "script": [[{"move": [0, 0, 1]}]]}, "needs a duration"),
-        ({"kind": "scripted_oculus", "script": [[{"duration": 1, "jump": 1}]]}, "unknown headset script keys"),
+        ({"_target_": "teleop.factory.make_spacemouse"}, "unknown teleop _target_ 'teleop.factory.make_spacemouse'"),
+        ({"kind": "keyboard"}, "'kind: keyboard' is now '_target_: teleop.factory.make_keyboard'"),
+        ({"_target_": "teleop.factory.make_keyboard", "step_size": 0.1}, "unknown teleop \\(keyboard\\) keys \\['step_size'\\]"),
+        ({"_target_": "teleop.factory.make_keyboard", "keys": {"save": "1"}}, "unknown teleop.keys keys \\['save'\\]"),
+        ({"_target_": "teleop.factory.make_keyboard", "step_translation": -0.1}, "must be positive"),
+        ({"_target_": "teleop.factory.make_oculus", "mapping": {"gain": 2}}, "unknown teleop.mapping keys \\['gain'\\]"),
+        ({"_target_": "teleop.factory.make_oculus", "mapping": {"base_from_headset": [[1, 0, 0], [0, 1, 0], [0, 0, -1]]}}, "rotation matrix"),
+        ({"_target_": "teleop.factory.make_scripted_oculus", "script": []}, "teleop.script is empty"),
+        ({"_target_": "teleop.factory.make_scripted_oculus", "script": [[{"move": [0, 0, 1]}]]}, "needs a duration"),
+        ({"_target_": "teleop.factory.make_scripted_oculus", "script": [[{"duration": 1, "jump": 1}]]}, "unknown headset script keys"),
     ],
 )
 def test_bad_teleop_configs_name_the_key(cfg, message) -> None:
@@ -37,10 +38,10 @@ def test_bad_teleop_configs_name_the_key(cfg, message) -> None:
 
 def test_devices_are_built_from_config() -> None:
     with MockRobot(max_translation=0.03) as robot:
-        keyboard = make_teleop({"kind": "keyboard", "keys": {"keep": "p"}, "gripper_toggle": "v",
+        keyboard = make_teleop({"_target_": "teleop.factory.make_keyboard", "keys": {"keep": "p"}, "gripper_toggle": "v",
                                 "step_translation": 0.005}, robot)
         assert isinstance(keyboard.device, KeyboardTeleop) and keyboard.device.event_keys.keep == "p"
-        quest = make_teleop({"kind": "oculus", "adb_port": 1, "mapping": {"position_gain": 1.5}}, robot)
+        quest = make_teleop({"_target_": "teleop.factory.make_oculus", "adb_port": 1, "mapping": {"position_gain": 1.5}}, robot)
         assert isinstance(quest.device, QuestTeleop)
         assert quest.device.mapper.config.position_gain == 1.5
         assert quest.device.mapper.max_translation == 0.02  # min(teleop limit, robot limit 0.03)
@@ -52,7 +53,7 @@ def test_stop_keys_may_not_double_as_teleop_keys(tmp_path) -> None:
     from teleop.collect import CollectSettings, DemoCollector, open_demo_store
 
     with MockRobot() as robot:
-        device = make_teleop({"kind": "keyboard"}, robot).device
+        device = make_teleop({"_target_": "teleop.factory.make_keyboard"}, robot).device
         store = open_demo_store(tmp_path / "k.zarr", robot)
         with pytest.raises(ConfigError, match="\\['i'\\] are both stop keys and teleop keys"):
             DemoCollector(robot, device, store, ScriptedInput(), CollectSettings(task="t", stop_keys=("i", "s")))

@@ -33,7 +33,7 @@ REACH_DOWN_AND_GRASP = [
 
 def collect_sim(robot: SimRobot, path, task: str, num_demos: int) -> EpisodeStore:
     robot.set_task(task)
-    setup = make_teleop({"kind": "scripted_oculus", "script": [REACH_DOWN_AND_GRASP], "rate_hz": 60.0,
+    setup = make_teleop({"_target_": "teleop.factory.make_scripted_oculus", "script": [REACH_DOWN_AND_GRASP], "rate_hz": 60.0,
                          "first_sample_timeout_s": 5.0}, robot)
     store = open_demo_store(path, robot)
     with setup.device:
@@ -95,7 +95,7 @@ def test_sim_expert_teleop_collects_successful_demos(tmp_path, profile) -> None:
     robot = SimRobot(profile=profile, task="put_red_in_green", cameras={"cam0": (32, 32)})
     robot.connect()
     try:
-        setup = make_teleop({"kind": "sim_expert"}, robot)
+        setup = make_teleop({"_target_": "teleop.factory.make_sim_expert"}, robot)
         with setup.device:
             DemoCollector(robot, setup.device, open_demo_store(tmp_path / "expert.zarr", robot), ScriptedInput(),
                           CollectSettings(task="put_red_in_green", num_demos=2, seed=3, max_steps=120)).run()
@@ -116,14 +116,14 @@ def test_sim_expert_teleop_refuses_a_robot_without_an_expert() -> None:
     from robots.mock import MockRobot
 
     with pytest.raises(ConfigError, match="needs a simulated robot with a scripted expert"):
-        make_teleop({"kind": "sim_expert"}, MockRobot())
+        make_teleop({"_target_": "teleop.factory.make_sim_expert"}, MockRobot())
 
 
 def test_collect_switches_the_sim_to_the_collected_task(tmp_path) -> None:
     """The robot's configured task (put_red_in_green) must not leak into demos labelled lift_red."""
     robot = SimRobot(profile="widowx", task="put_red_in_green", cameras={"cam0": (32, 32)})
     with robot:
-        setup = make_teleop({"kind": "sim_expert"}, robot)
+        setup = make_teleop({"_target_": "teleop.factory.make_sim_expert"}, robot)
         with setup.device:
             DemoCollector(robot, setup.device, open_demo_store(tmp_path / "lift.zarr", robot), ScriptedInput(),
                           CollectSettings(task="lift_red", num_demos=2, seed=11, max_steps=60, unattended=True)).run()
@@ -140,7 +140,7 @@ def test_collect_switches_the_sim_to_the_collected_task(tmp_path) -> None:
 def test_a_kept_sim_demo_ends_with_the_success_frame(tmp_path) -> None:
     """The goal image training pairs with a demo (its last frame) shows the task done, as eval's goals do."""
     with SimRobot(profile="widowx", task="lift_red", cameras={"cam0": (32, 32)}) as robot:
-        setup = make_teleop({"kind": "sim_expert"}, robot)
+        setup = make_teleop({"_target_": "teleop.factory.make_sim_expert"}, robot)
         with setup.device:
             DemoCollector(robot, setup.device, open_demo_store(tmp_path / "d.zarr", robot), ScriptedInput(),
                           CollectSettings(task="lift_red", num_demos=1, seed=5, max_steps=60, unattended=True)).run()
