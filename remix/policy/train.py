@@ -199,13 +199,13 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
     plt.close(fig)
 
 
-def _resume_source(resume: bool | str, output_dir: Path) -> Path | None:
+def _resume_source(resume: bool | str, out: Path) -> Path | None:
     if resume in (False, None, "", "false"):
         return None
     if resume in (True, "true", "latest"):
-        found = latest_checkpoint(output_dir)
+        found = latest_checkpoint(out)
         if found is None:
-            raise RemixError(f"resume=true but {output_dir}/checkpoints has no resumable checkpoint; "
+            raise RemixError(f"resume=true but {out}/checkpoints has no resumable checkpoint; "
                              "drop resume or point out= at the run to continue")
         return found
     return Path(str(resume)).expanduser()
@@ -225,7 +225,7 @@ class TrainingRun:
     model_config: ModelConfig
     mixture: MixtureConfig
     config: TrainConfig
-    output_dir: Path
+    out: Path
     context: DistInfo
     device: torch.device
     normalization: Normalization
@@ -245,22 +245,22 @@ class TrainingRun:
 
     @property
     def metrics_path(self) -> Path:
-        return self.output_dir / "metrics.jsonl"
+        return self.out / "metrics.jsonl"
 
 
-def check_output_dir(output_dir: Path, resume: bool | str, overwrite: bool) -> tuple[Path | None, bool]:
-    """(checkpoint to resume from, whether an old run in `output_dir` is to be replaced); a new run never
+def check_out_dir(out: Path, resume: bool | str, overwrite: bool) -> tuple[Path | None, bool]:
+    """(checkpoint to resume from, whether an old run in `out` is to be replaced); a new run never
     silently replaces an old one."""
-    resume_from = _resume_source(resume, output_dir)
-    checkpoints = output_dir / "checkpoints"
+    resume_from = _resume_source(resume, out)
+    checkpoints = out / "checkpoints"
     replace_old_run = resume_from is None and checkpoints.is_dir() and any(checkpoints.iterdir())
     if replace_old_run and not overwrite:
-        raise ConfigError(f"{output_dir} already holds a training run; pass resume=true to continue it, "
+        raise ConfigError(f"{out} already holds a training run; pass resume=true to continue it, "
                           "overwrite=true to replace it, or another output directory")
     return resume_from, replace_old_run
 
 
-def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: Path,
+def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, out: Path,
               resume_from: Path | None = None, context: DistInfo | None = None) -> TrainingRun:
     """Data, normalization (the resumed checkpoint's when resuming), network, optimizer, LR schedule, EMA."""
     context = context or init_distributed(config.device)
@@ -293,7 +293,7 @@ def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainCo
     ema = EMAModel(net.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3) if config.ema else None
     meta = {"domains": train_set.names, "weights": weights.tolist(), "cotrain_domains": [d.name for d in domains if d.cotrain],
             "mixture": asdict(mixture), "train": asdict(config)}
-    return TrainingRun(model_config, mixture, config, output_dir, context, device, normalization, weights, train_set,
+    return TrainingRun(model_config, mixture, config, out, context, device, normalization, weights, train_set,
                        val_set, net, scheduler, loss_module, optimizer, lr_schedule, ema, meta)
 
 
@@ -333,13 +333,13 @@ def start_output(run: TrainingRun, replace_old_run: bool) -> None:
     have been checked."""
     if not run.context.is_main:
         return
-    output_dir = run.output_dir
+    out = run.out
     if replace_old_run:
-        shutil.rmtree(output_dir / "checkpoints")
+        shutil.rmtree(out / "checkpoints")
         for name in ("metrics.jsonl", "losses.png", "run.json"):
-            (output_dir / name).unlink(missing_ok=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "run.json").write_text(json.dumps({"model": asdict(run.model_config), **run.meta}, indent=2, default=str))
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps({"model": asdict(run.model_config), **run.meta}, indent=2, default=str))
 
 
 def train_step(run: TrainingRun, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -395,14 +395,14 @@ def save_run(run: TrainingRun, extra: dict[str, Any]) -> Path:
                    "lr_schedule": run.lr_schedule.state_dict(), "step": run.step}
     if run.ema is not None:
         train_state["ema"] = run.ema.state_dict()
-    path = save_checkpoint(run.output_dir / "checkpoints" / checkpoint_name(run.step), ema_weights(run.net, run.ema),
+    path = save_checkpoint(run.out / "checkpoints" / checkpoint_name(run.step), ema_weights(run.net, run.ema),
                            run.model_config, run.normalization, {**run.meta, "step": run.step, **extra}, train_state)
-    for older in (run.output_dir / "checkpoints").glob("step_*"):
+    for older in (run.out / "checkpoints").glob("step_*"):
         if older != path and (older / TRAIN_STATE_FILE).exists():
             (older / TRAIN_STATE_FILE).unlink()  # keep every model, but resume state only for the newest
     run.last_checkpoint = path
     if run.metrics_path.exists():
-        plot_metrics(run.metrics_path, run.output_dir / "losses.png")
+        plot_metrics(run.metrics_path, run.out / "losses.png")
     return path
 
 
@@ -421,16 +421,16 @@ def after_step(run: TrainingRun, per_sample: torch.Tensor, batch: dict[str, torc
         dist.barrier()
 
 
-def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, output_dir: str | Path,
+def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, out: str | Path,
           resume: bool | str = False, overwrite: bool = False) -> Path:
     """Run (or resume) one training run; returns the last checkpoint directory.
 
-    A new run never silently replaces an old one: if `output_dir` already holds checkpoints, pass
+    A new run never silently replaces an old one: if `out` already holds checkpoints, pass
     `resume` to continue it or `overwrite` to delete it first.
     """
-    output_dir = Path(output_dir).expanduser()
-    resume_from, replace_old_run = check_output_dir(output_dir, resume, overwrite)
-    run = build_run(model_config, mixture, config, output_dir, resume_from)
+    out = Path(out).expanduser()
+    resume_from, replace_old_run = check_out_dir(out, resume, overwrite)
+    run = build_run(model_config, mixture, config, out, resume_from)
     if resume_from is not None:
         restore_run(run, resume_from)
     loader = make_loader(run)
@@ -454,4 +454,4 @@ def train(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig
     progress.close()
     if run.context.world_size > 1:
         dist.destroy_process_group()
-    return run.last_checkpoint if run.last_checkpoint is not None else output_dir / "checkpoints" / checkpoint_name(run.step)
+    return run.last_checkpoint if run.last_checkpoint is not None else out / "checkpoints" / checkpoint_name(run.step)
