@@ -62,6 +62,7 @@ class DatamilSettings:
     checkpoints: int = 8  # first_order: points along the proxy run where gradients are compared
     max_windows: int = 64  # first_order: windows per cluster in its gradient
     min_score: float = 0.0  # clusters scoring at or below this are never selected, even if the budget is not met
+    min_z: float = 1.0  # regression: also require score > min_z x its standard error (not noise)
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:

@@ -7,7 +7,8 @@ is the predicted *drop* in target loss from including it. Positive = it helps, n
 regression (the datamodel proper). N proxy trainings, each on the target demos plus a random subset of
 the prior clusters (every cluster in with probability `inclusion`); the held-out target loss of each run
 is regressed on the runs' cluster-membership matrix with ridge regularization (strength picked by
-leave-one-out error), and score = -coefficient. A run's loss is the mean of its held-out loss at 80%,
+leave-one-out error), and score = -coefficient, with a standard error from the leave-one-out noise
+(datamil.min_z: a cluster is selected only if its score exceeds min_z standard errors). A run's loss is the mean of its held-out loss at 80%,
 90% and 100% of training (less noise than the last evaluation alone). Cost: N proxy trainings (N x proxy.steps optimizer
 steps) + N evaluations; the noise of a score shrinks like 1/sqrt(N x inclusion x (1 - inclusion)), so
 fewer, larger clusters need fewer runs.
@@ -39,6 +40,7 @@ from remix.select.proxy import _device, take, train_proxy, trained_target_loss, 
 @dataclass
 class RegressionResult:
     scores: np.ndarray  # (K,) predicted drop in target loss when the cluster is included
+    stderr: np.ndarray  # (K,) standard error of each score
     masks: np.ndarray  # (N, K) cluster membership of every run
     losses: np.ndarray  # (N,) held-out target loss of every run
     ridge: float  # chosen ridge strength
@@ -56,22 +58,34 @@ class FirstOrderResult:
     gradient_evaluations: int
 
 
-def ridge_fit(x: np.ndarray, y: np.ndarray, strengths: tuple[float, ...]) -> tuple[np.ndarray, float, float]:
-    """Ridge coefficients of y on x (both centered), the strength with the lowest leave-one-out error
-    (closed form through the hat matrix) and that error's R^2."""
+@dataclass(frozen=True)
+class RidgeFit:
+    coef: np.ndarray  # (K,)
+    stderr: np.ndarray  # (K,) standard error of each coefficient (noise variance = leave-one-out error)
+    strength: float  # the ridge strength with the lowest leave-one-out error
+    loo_r2: float
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, strengths: tuple[float, ...]) -> RidgeFit:
+    """Ridge regression of y on x (both centered); the strength is picked by leave-one-out error
+    (closed form through the hat matrix), which also serves as the noise variance of the standard errors."""
     xc, yc = x - x.mean(0), y - y.mean()
-    best: tuple[float, np.ndarray, float] | None = None
+    gram = xc.T @ xc
+    best: RidgeFit | None = None
+    best_error = np.inf
+    variance = float(np.mean(yc**2))
     for lam in strengths:
-        inverse = np.linalg.inv(xc.T @ xc + lam * np.eye(x.shape[1]))
+        inverse = np.linalg.inv(gram + lam * np.eye(x.shape[1]))
         coef = inverse @ xc.T @ yc
         hat = np.einsum("ij,jk,ik->i", xc, inverse, xc)
         loo = (yc - xc @ coef) / np.clip(1.0 - hat, 1e-6, None)
         error = float(np.mean(loo**2))
-        if best is None or error < best[2]:
-            best = (lam, coef, error)
+        if error < best_error:
+            stderr = np.sqrt(np.clip(np.diag(inverse @ gram @ inverse) * error, 0, None))
+            r2 = 1.0 - error / variance if variance > 0 else 0.0
+            best, best_error = RidgeFit(coef, stderr, lam, r2), error
     assert best is not None
-    variance = float(np.mean(yc**2))
-    return best[1], best[0], 1.0 - best[2] / variance if variance > 0 else 0.0
+    return best
 
 
 def regression_scores(settings: SelectSettings, data: SelectionData, progress: bool = True) -> RegressionResult:
@@ -85,16 +99,17 @@ def regression_scores(settings: SelectSettings, data: SelectionData, progress: b
     for run in tqdm(range(d.runs), desc="datamodel runs", disable=not progress, leave=False):
         # the same batch-draw seed in every run: the runs differ only in their data (paired design)
         losses[run] = trained_target_loss(settings, data, windows_of(data, masks[run]), seed=settings.seed + 1000)
-    coef, strength, r2 = ridge_fit(masks.astype(np.float64), losses, d.ridge)
+    fit = ridge_fit(masks.astype(np.float64), losses, d.ridge)
     n = len(data.unit_of_window)
     none = trained_target_loss(settings, data, np.zeros(n, bool), settings.seed + 1000)
     every = trained_target_loss(settings, data, np.ones(n, bool), settings.seed + 1000)
     return RegressionResult(
-        scores=-coef,
+        scores=-fit.coef,
+        stderr=fit.stderr,
         masks=masks,
         losses=losses,
-        ridge=strength,
-        loo_r2=r2,
+        ridge=fit.strength,
+        loo_r2=fit.loo_r2,
         loss_none=none,
         loss_all=every,
         seconds=time.perf_counter() - started,

@@ -145,12 +145,16 @@ def run_select(settings: SelectSettings, console: Console | None = None) -> Sele
         scores, reg, fo, rho = _estimate(settings, data, console)
         if reg is not None:
             columns["regression"] = reg.scores
+            columns["regression_stderr"] = reg.stderr
         if fo is not None:
             columns["first_order"] = fo.scores
     columns["retrieval"] = retrieval_scores(data)
     methods = (["datamil"] if scores is not None else []) + ["retrieval", "random", "all"]
-    selections = {m: choose(m, data, settings.budget, settings.seed, scores, columns["retrieval"],
-                            settings.datamil.min_score) for m in methods}
+    floor = np.full(data.num_clusters, settings.datamil.min_score)
+    if reg is not None and settings.datamil.estimator != "first_order":
+        floor = np.maximum(floor, settings.datamil.min_z * reg.stderr)
+    selections = {m: choose(m, data, settings.budget, settings.seed, scores, columns["retrieval"], floor)
+                  for m in methods}
     kept = selections[settings.method]
     shares = {m: domain_shares(data, s) for m, s in selections.items()}
     steps = data.cluster_steps()
@@ -173,5 +177,6 @@ def run_select(settings: SelectSettings, console: Console | None = None) -> Sele
                   f"(budget {settings.budget:g} = {settings.budget * prior_steps:.0f}) in "
                   f"{time.perf_counter() - started:.0f} s; selection in {out}")
     if manifest["kept_steps"] == 0:
-        console.print("[yellow]no prior cluster scored above datamil.min_score: train on the target demos alone[/]")
+        console.print("[yellow]no prior cluster scored clearly above 0 (datamil.min_score, min_z): "
+                      "train on the target demos alone, or add runs (datamil.runs) to cut the noise[/]")
     return result

@@ -1,7 +1,8 @@
 """Baseline scores, choosing clusters under the budget, and writing the selection like `remix-subset`.
 
-Methods: `datamil` keeps the best-scoring clusters but never one scoring at or below `min_score`
-(so junk stays out even when the budget is not filled); `retrieval` keeps the clusters whose windows
+Methods: `datamil` keeps the best-scoring clusters but never one scoring at or below `min_score`, nor
+(regression) one whose score is within `min_z` standard errors of 0, so junk and clusters whose benefit
+is indistinguishable from noise stay out even when the budget is not filled; `retrieval` keeps the clusters whose windows
 are most similar to the target's (behaviour retrieval: nearest target window by cosine similarity of
 standardized state-action or thumbnail features); `random` keeps a seeded random set; `all` keeps
 everything. Every method fills the budget with the prefix of its ordering whose step count is closest
@@ -58,8 +59,9 @@ def fill_budget(order: np.ndarray, steps: np.ndarray, budget_steps: float) -> np
 
 
 def choose(method: str, data: SelectionData, budget: float, seed: int, scores: np.ndarray | None = None,
-           retrieval: np.ndarray | None = None, min_score: float = 0.0) -> np.ndarray:
-    """Mask over clusters kept by a method at `budget` (share of the prior steps)."""
+           retrieval: np.ndarray | None = None, min_score: float | np.ndarray = 0.0) -> np.ndarray:
+    """Mask over clusters kept by a method at `budget` (share of the prior steps); `datamil` keeps only
+    clusters scoring above `min_score` (a number or one threshold per cluster)."""
     steps = data.cluster_steps()
     target = budget * steps.sum()
     if method == "all":
@@ -72,7 +74,8 @@ def choose(method: str, data: SelectionData, budget: float, seed: int, scores: n
     if method == "datamil":
         assert scores is not None
         order = np.argsort(-scores, kind="stable")
-        return fill_budget(order[scores[order] > min_score], steps, target)
+        floor = np.broadcast_to(np.asarray(min_score, dtype=np.float64), scores.shape)
+        return fill_budget(order[scores[order] > floor[order]], steps, target)
     raise ConfigError(f"unknown method {method!r}")
 
 

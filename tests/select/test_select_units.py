@@ -33,10 +33,12 @@ def test_ridge_recovers_the_effect_of_each_cluster():
     effect = np.array([-0.5, 0.0, 0.3, -0.2, 0.4])  # change of the loss when a cluster is in
     masks = (rng.random((200, 5)) < 0.5).astype(float)
     loss = 3.0 + masks @ effect + rng.normal(0, 0.05, 200)
-    coef, strength, r2 = ridge_fit(masks, loss, (0.01, 1.0, 100.0))
-    assert np.allclose(coef, effect, atol=0.05)
-    assert strength < 100.0 and r2 > 0.9
-    assert rank_correlation(-coef, -effect) == pytest.approx(1.0)
+    fit = ridge_fit(masks, loss, (0.01, 1.0, 100.0))
+    assert np.allclose(fit.coef, effect, atol=0.05)
+    assert fit.strength < 100.0 and fit.loo_r2 > 0.9
+    assert np.all(fit.stderr > 0.001) and np.all(fit.stderr < 0.02)  # noise 0.05 over 200 runs: about 0.007
+    assert np.all(np.abs(fit.coef - effect) < 4 * fit.stderr)
+    assert rank_correlation(-fit.coef, -effect) == pytest.approx(1.0)
 
 
 def test_fill_budget_takes_the_prefix_closest_to_the_budget():
