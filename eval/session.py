@@ -46,6 +46,9 @@ from robots.sim_interface import SimulatedRobot
 LABEL_CHOICES = {"s": "success", "f": "failure", "r": "robot_fault"}
 
 
+MAX_TRIALS = 10_000  # per task and policy: the trial plan is built up front
+
+
 @dataclass(frozen=True)
 class PlannedTrial:
     task: str
@@ -114,8 +117,8 @@ class SessionSettings:
             task_dir(".", task)  # task names name goal and video folders: reject odd ones before anything runs
         if len(set(self.tasks)) != len(self.tasks):
             raise RemixError(f"tasks {list(self.tasks)} repeat a name; give each task once")
-        if self.trials < 1:
-            raise RemixError(f"trials must be >= 1, got {self.trials}")
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise RemixError(f"trials must be in 1..{MAX_TRIALS} per task and policy, got {self.trials}")
         if self.max_fault_retries < 0:
             raise RemixError(f"max_fault_retries must be >= 0, got {self.max_fault_retries}")
         unknown = sorted(set(self.goal_images or {}) - set(self.tasks))

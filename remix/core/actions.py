@@ -27,6 +27,9 @@ _GAUSSIAN_BIN_SCALE = 2.0
 _GAUSSIAN_BIN_TAIL = 0.005
 
 
+MAX_BINS = 4096  # bins per action dimension (upper bound: memory grows with it)
+
+
 @dataclass(frozen=True)
 class DomainActionStats:
     """Per-dimension statistics of one domain's actions (float64 lists, JSON friendly)."""
@@ -184,6 +187,8 @@ class ActionBinner:
             raise ConfigError(f"unknown bin kind {self.kind!r}; use uniform or gaussian")
         if self.n_bins < 2:
             raise ConfigError(f"need at least 2 bins per action dimension, got {self.n_bins}")
+        if self.n_bins > MAX_BINS:  # the output layer and the bin tables grow with it (10^9 bins: 21 GB, OOM)
+            raise ConfigError(f"n_bins={self.n_bins} is more than {MAX_BINS} bins per action dimension (the default is 100)")
 
     @property
     def edges(self) -> np.ndarray:

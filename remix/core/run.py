@@ -36,6 +36,7 @@ from rich.table import Table
 from remix.common.atomic import write_json_atomic
 from remix.common.errors import ConfigError, RemixError
 from remix.core import plots
+from remix.core.actions import MAX_BINS
 from remix.core.dataset import (
     Batch,
     BatchStream,
@@ -81,6 +82,12 @@ class DataSettings:
     builtin_episode_length: int = 25
     builtin_episodes_scale: int = 1
 
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0 (0 = read in the main process)")
+        if not 0 <= self.builtin_image_size <= 512:
+            raise ConfigError(f"data.builtin.image_size={self.builtin_image_size} must be in 0..512")
+
 
 @dataclass(frozen=True)
 class ActionSettings:
@@ -89,6 +96,10 @@ class ActionSettings:
     bins: str = "gaussian"
     n_bins: int = 100
     continuous: bool = False  # ablation (paper Fig. 4): regress normalized actions (L2) instead of bins
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.n_bins <= MAX_BINS:  # 10^9 bins was OOM-killed at 21.8 GB
+            raise ConfigError(f"actions.n_bins={self.n_bins} must be in 2..{MAX_BINS}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,10 @@ class WeightsSettings:
     device: str = "auto"
     overwrite: bool = False
     resume: bool = False  # continue an interrupted run in `out` from its last checkpoint
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed={self.seed} must be in 0..{2**32 - 1}")
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from remix.common.atomic import write_atomic
-from remix.common.errors import RemixError
+from remix.common.errors import ConfigError, RemixError
 from remix.core.dataset import Batch, BatchStream, EncodedWindows
 from remix.core.distributed import DistInfo, all_reduce_sum, is_distributed
 from remix.core.dro import DomainSums, GroupDRO
 from remix.core.early_stop import SelectionResult, select_checkpoint
 from remix.core.model import DiscretePolicy, OptimConfig, make_optimizer, sequence_nll
 
+MAX_BATCH_SIZE = 1 << 16
 
 @dataclass(frozen=True)
 class StageConfig:
@@ -42,6 +43,12 @@ class StageConfig:
     log_every: int = 50
     num_workers: int = 0  # DataLoader workers for lazily read evaluation/caching passes
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:  # a 10^9 batch asked numpy for 7 TiB
+            raise ConfigError(f"batch_size={self.batch_size} must be in 1..{MAX_BATCH_SIZE}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers={self.num_workers} must be >= 0 (0 = read in the main process)")
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ class ModelConfig:
         problems = []
         if not self.cameras:
             problems.append("cameras must name at least one camera")
-        if len(self.image_size) != 2 or min(self.image_size) < 16:
-            problems.append(f"image_size must be [height, width] >= 16, got {list(self.image_size)}")
+        if len(self.image_size) != 2 or min(self.image_size) < 16 or max(self.image_size) > 1024:
+            problems.append(f"image_size must be [height, width] in 16..1024, got {list(self.image_size)}")
         if self.encoder not in ENCODERS:
             problems.append(f"encoder {self.encoder!r} is not one of {list(ENCODERS)}")
         if self.pool not in POOLS:
