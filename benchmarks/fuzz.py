@@ -282,15 +282,21 @@ def fuzz_stores(root: Path, scripts: dict, timeout: float) -> tuple[list[Result]
 def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
     a_file = root / "a_file"
     a_file.write_text("not a folder")
-    store = root / "good.zarr"
-    if not store.exists():
-        from remix.data.synthetic import SyntheticDomain, make_synthetic_store
+    from remix.data.synthetic import SyntheticDomain, make_synthetic_store
 
-        make_synthetic_store(store, SyntheticDomain("a", num_episodes=4, episode_length=6)).close()
-    weights = root / "weights.json"
-    weights.write_text(json.dumps({"weights": {"a": 1e308, "b": 1e308}, "stores": {"a": str(store)}}))
+    store, other = root / "good.zarr", root / "other.zarr"
+    for path, name in ((store, "a"), (other, "b")):
+        make_synthetic_store(path, SyntheticDomain(name, num_episodes=4, episode_length=6)).close()
+    weights = root / "weights.json"  # a real weights.json but for its 1e308 weights (they overflowed to 0 before)
+    weights.write_text(json.dumps({"domains": ["good", "other"], "weights": {"good": 1e308, "other": 1e308},
+                                   "size_weights": {"good": 0.5, "other": 0.5}, "domain_key": None,
+                                   "sources": [{"name": "good", "path": str(store), "episodes": 4, "steps": 24},
+                                               {"name": "other", "path": str(other), "episodes": 4, "steps": 24}]}))
+    fine = root / "fine.json"
+    fine.write_text(weights.read_text().replace("1e+308", "0.5"))
     unwritable = "/proc/remix-nope"
-    s = f"data.paths=[{store}]"
+    s = f"data.paths=[{store},{other}]"
+    scripted = "operator=scripted"
     return [
         ("remix-data", ["info"]), ("remix-data", ["frobnicate", str(store)]), ("remix-data", ["validate", "/nonexistent.zarr"]),
         ("remix-data", ["synthetic", str(a_file)]), ("remix-data", ["synthetic", unwritable]),
@@ -304,12 +310,13 @@ def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
         ("remix-weights", [s, "out=w", "reference.steps=2.5"]), ("remix-weights", [s, "out=w", "reference.steps=many"]),
         ("remix-weights", [s, "out=w", "device=tpu"]), ("remix-weights", [s, "out=w", "colour=red"]),
         ("remix-subset", ["weights=/nonexistent.json", "out=s"]), ("remix-subset", [f"weights={weights}", "out=s"]),
-        ("remix-subset", [f"weights={weights}", "out=s", "fraction=1e-9"]), ("remix-subset", [f"weights={weights}", "out=s", "fraction=lots"]),
-        ("remix-subset", [f"weights={weights}", "out=s", "fraction=2"]), ("remix-subset", [f"weights={weights}", f"out={a_file}"]),
-        ("remix-train", [s, f"out={a_file}"]), ("remix-train", [s, "out=t", "train.steps=-1"]),
-        ("remix-train", [s, "out=t", "train.steps=many"]), ("remix-train", [s, "out=t", "train.batch_size=1000000000"]),
-        ("remix-train", ["data.paths=[/nonexistent.zarr]", "out=t"]), ("remix-train", [s, "out=t", "model.encoder=resnet1000"]),
-        ("remix-train", [s, "out=t", "device=tpu"]), ("remix-train", [s, "out=t", "data.num_workers=-3"]),
+        ("remix-subset", [f"weights={fine}", "out=s", "fraction=1e-9"]), ("remix-subset", [f"weights={weights}", "out=s", "fraction=lots"]),
+        ("remix-subset", [f"weights={fine}", "out=s", "fraction=2"]), ("remix-subset", [f"weights={fine}", f"out={a_file}"]),
+        ("remix-subset", [f"weights={fine}", f"out={unwritable}"]),
+        ("remix-train", [s, "model.cameras=[]", f"out={a_file}"]), ("remix-train", [s, "model.cameras=[]", "out=t", "train.steps=-1"]),
+        ("remix-train", [s, "model.cameras=[]", "out=t", "train.steps=many"]), ("remix-train", [s, "model.cameras=[]", "out=t", "train.batch_size=1000000000"]),
+        ("remix-train", ["data.paths=[/nonexistent.zarr]", "out=t"]), ("remix-train", [s, "model.cameras=[]", "out=t", "model.encoder=resnet1000"]),
+        ("remix-train", [s, "model.cameras=[]", "out=t", "device=tpu"]), ("remix-train", [s, "model.cameras=[]", "out=t", "data.num_workers=-3"]),
         ("remix-policy-server", []), ("remix-policy-server", ["/nonexistent_checkpoint"]),
         ("remix-policy-server", ["replay:/nonexistent.zarr#0"]), ("remix-policy-server", [f"replay:{store}#0", "port=70000"]),
         ("remix-policy-server", [f"replay:{store}#0", "port=abc"]), ("remix-policy-server", [f"replay:{store}#0", "host=0.0.0.0"]),
@@ -317,23 +324,23 @@ def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
         ("remix-robot-server", ["port=abc"]), ("remix-robot-server", ["port=70000"]),
         ("remix-robot-server", ["robot.control_hz=0", "port=6656"]), ("remix-robot-server", ["robot.control_hz=-5", "port=6657"]),
         ("remix-robot-server", ["robot.workspace_low=[1,1,1]", "port=6658"]),
-        ("remix-collect", ["robot=sim", "teleop=sim_expert"]), ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", "num_demos=0"]),
-        ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", "num_demos=x"]),
-        ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", f"out={a_file}"]),
-        ("remix-collect", ["robot=sim", "teleop=sim_expert", "task=pick", "robot.control_hz=0"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "tasks=[no_such_task]", "trials=1"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "trials=0"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "trials=many"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "trials=1000000000"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "blind=maybe"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "policy_options={device: tpu}"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", f"out={root}"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "goal_images={task: /nonexistent}"]),
-        ("remix-eval", ["robot=sim", "policies={a: 'scripted:expert'}", "seed=-1"]),
+        ("remix-collect", [scripted, "robot=sim", "teleop=sim_expert"]), ("remix-collect", [scripted, "robot=sim", "teleop=sim_expert", "task=pick", "num_demos=0"]),
+        ("remix-collect", [scripted, "robot=sim", "teleop=sim_expert", "task=pick", "num_demos=x"]),
+        ("remix-collect", [scripted, "robot=sim", "teleop=sim_expert", "task=pick", f"out={a_file}"]),
+        ("remix-collect", [scripted, "robot=sim", "teleop=sim_expert", "task=pick", "robot.control_hz=0"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "tasks=[no_such_task]", "trials=1"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "trials=0"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "trials=many"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "trials=1000000000"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "blind=maybe"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "policy_options={device: tpu}"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", f"out={root}"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "goal_images={task: /nonexistent}"]),
+        ("remix-eval", [scripted, "robot=sim", "policies={a: 'scripted:expert'}", "seed=-1"]),
         ("remix-report", ["/nonexistent.sqlite"]), ("remix-report", [str(a_file)]), ("remix-report", [str(a_file), "plot=maybe"]),
         ("remix-report", [str(a_file), "since=notadate"]),
-        ("remix-goal", []), ("remix-goal", ["task=t", f"out={a_file}"]), ("remix-goal", ["task=t", "goal_pose=[1,2]"]),
-        ("remix-goal", ["task=t", "load=/nonexistent.png"]),
+        ("remix-goal", [scripted, ]), ("remix-goal", [scripted, "task=t", f"out={a_file}"]), ("remix-goal", [scripted, "task=t", "goal_pose=[1,2]"]),
+        ("remix-goal", [scripted, "task=t", "load=/nonexistent.png"]),
         ("remix-select", ["budget=0"]), ("remix-select", ["budget=2"]), ("remix-select", ["method=magic"]),
         ("remix-select", [f"out={a_file}"]),
     ]

@@ -365,8 +365,11 @@ def prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> bool:
                     shutil.rmtree(stale)
                 elif stale.exists():
                     stale.unlink()
-        (out / "plots").mkdir(parents=True, exist_ok=True)
-        (out / "dro").mkdir(exist_ok=True)
+        try:
+            (out / "plots").mkdir(parents=True, exist_ok=True)
+            (out / "dro").mkdir(exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot create the run directory out={out} ({error.strerror}); choose a writable place") from None
         write_json_atomic(out / RUN_SETTINGS_FILE, fingerprint)
     barrier()
     return resuming

@@ -131,7 +131,12 @@ def run_select(settings: SelectSettings, console: Console | None = None) -> Sele
     out = Path(settings.out)
     if (out / SUBSET_FILE).exists() and not settings.overwrite:
         raise ConfigError(f"{out} already holds a selection; pass overwrite=true or choose another out=")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file; give a directory for the selection")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create out={out} ({error.strerror}); choose a writable place") from None
     if not settings.data.paths:
         settings = builtin_settings(settings)
     started = time.perf_counter()
