@@ -52,6 +52,17 @@ def test_weights_subset_demos_training_eval_and_report(tmp_path):
         "operator=scripted", "num_demos=2", "out=demos/sim.zarr", "progress=false", cwd=tmp_path)
     demos = EpisodeStore.open(tmp_path / "demos/sim.zarr")
     assert demos.num_episodes == 2 and set(demos.field("task")) == {"lift_red"}
+    # the demos perform the task they are labelled with (the sim's configured task was put_red_in_green):
+    # a lift takes 7-9 steps plus the final frame; replayed from its scene seed each one lifts the cube
+    assert demos.episode_lengths.max() <= 11
+    from robots.sim import SimRobot
+
+    with SimRobot(task="lift_red", cameras={"cam0": (32, 32)}) as sim:
+        for index in range(2):
+            sim.reset(seed=int(demos.field("seed")[index]))
+            for action in demos.read_episode(index)["action"]:
+                sim.send_action(action)
+            assert sim.check_success() and sim.object_position("red")[2] > sim.task.lift_height
 
     run(
         "remix-train", "runs/policy", f"data.paths=[{','.join(stores)}]", "data.weights=runs/weights",
@@ -68,5 +79,12 @@ def test_weights_subset_demos_training_eval_and_report(tmp_path):
         "out=evals/trials.sqlite", "progress=false", "time_limit_s=10", cwd=tmp_path,
     )
     assert "2/2 (100%" in out  # the scripted expert solves the sim task; the sim labels every trial itself
+    from eval.trial_log import TrialLog
+
+    with TrialLog.open(tmp_path / "evals/trials.sqlite") as log:
+        rows = log.trials()
+    by_trial = {(r.policy, r.trial_index): (r.seed, r.goal_image_path) for r in rows}
+    assert by_trial[("trained", 0)] == by_trial[("expert", 0)]  # same scene and goal for every policy
+    assert by_trial[("expert", 0)] != by_trial[("expert", 1)]  # each trial: its own scene and that scene's goal
     report = run("remix-report", "evals/trials.sqlite", cwd=tmp_path)
     assert "| lift_red |" in report and (tmp_path / "evals/report/success_summary.png").exists()
