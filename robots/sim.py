@@ -108,7 +108,8 @@ class SimRobot(ArmRobot):
         step = p.max_translation if max_translation is None else float(max_translation)
         limits = SafetyLimits(p.workspace_low, p.workspace_high, step, p.max_rotation, watchdog_periods)
         render_cameras = {cam: RenderCamera(cam, self._renderer_fn(cam), h, w) for cam, (h, w) in camera_shapes.items()}
-        super().__init__(name or f"sim-{profile}", control_mode or p.control_mode, control_hz or p.control_hz, limits,
+        super().__init__(name or f"sim-{profile}", control_mode or p.control_mode,
+                         p.control_hz if control_hz is None else control_hz, limits,
                          Pose.from_state(p.home), render_cameras)
         self.set_task(task)
         self._rng = np.random.default_rng(seed)

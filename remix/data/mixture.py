@@ -44,10 +44,10 @@ def normalize_weights(weights: Sequence[float] | np.ndarray, num_domains: int | 
         raise ConfigError(f"domain weights must be finite, got {w.tolist()}; fix the weights file or config")
     if np.any(w < 0):
         raise ConfigError(f"domain weights must be >= 0, got {w.tolist()}; fix the weights file or config")
-    total = w.sum()
-    if total <= 0:
+    if w.max() <= 0:
         raise ConfigError("all domain weights are zero; give at least one domain a positive weight")
-    return w / total
+    w = w / w.max()  # huge weights (1e308 + 1e308 = inf) would otherwise normalize every domain to 0
+    return w / w.sum()
 
 
 def size_weights(domain_sizes: Sequence[int]) -> np.ndarray:
