@@ -124,13 +124,17 @@ def main() -> None:
     parser.add_argument("--cotrain-share", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reuse", action="store_true", help="reuse the selections already in --out (downstream only)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
     started = time.perf_counter()
     target, paths = make_data(args.out / "data", args.target_demos, args.prior_episodes, args.seed)
     print(f"sim data ready in {time.perf_counter() - started:.0f} s")
-    selections = select_all(args, target, paths)
+    if args.reuse:
+        selections = {m: args.out / f"sel-{m}" for m in ("datamil", "retrieval", "random", "all")}
+    else:
+        selections = select_all(args, target, paths)
     summary = {"selections": {m: json.loads((p / "subset.json").read_text())["weights"] for m, p in selections.items()}}
     if args.train_steps > 0:
         summary["success"] = downstream(args, target, selections)
