@@ -90,3 +90,44 @@ def test_weights_defaults_are_the_documented_release_numbers() -> None:
     with initialize_config_module(config_module="remix.configs", version_base=None):
         s = settings_from_config(compose("weights", overrides=["~remix", "out=/tmp/x"]))
     assert (s.reference.stage.steps, s.reference.stage.batch_size, s.reference.eval_every) == (500_000, 512, 50_000)
+
+
+@pytest.mark.parametrize("config,override,message", [
+    ("train", "train.steps=many", "train.steps=many is not valid: train.steps must be an integer"),
+    ("eval", "trials=many", "trials=many is not valid: trials must be an integer"),
+    ("policy_server", "port=abc", "port=abc is not valid: port must be an integer"),
+    ("robot_server", "port=abc", "port=abc is not valid: port must be an integer"),
+    ("weights", "reference.steps=1e", "reference.steps=1e is not valid: reference.steps must be an integer"),
+    ("train", "data.stores=[a.zarr]", "'data.stores' is now called 'data.paths'"),
+    ("train", "output_dir=runs/x", "'output_dir' is now called 'out'"),
+    ("train", "model.use_proprio=true", "'model.use_proprio' is now called 'model.use_state'"),
+    ("train", "data.domain_field=scene", "'data.domain_field' is now called 'data.domain_key'"),
+    ("weights", "model.image_encoder=conv", "'model.image_encoder' is now called 'model.encoder'"),
+    ("eval", "db=t.sqlite", "'db' is now called 'out'"),
+    ("eval", "operator.kind=scripted", "'operator.kind' is now called 'operator'"),
+    ("collect", "store=demos/x.zarr", "'store' is now called 'out'"),
+    ("collect", "teleop.kind=keyboard", "'teleop.kind' is now called 'teleop'"),
+    ("subset", "paths=[a.zarr]", "'paths' is now called 'data.paths'"),
+])
+def test_bad_values_and_old_names_are_one_line_errors(config: str, override: str, message: str) -> None:
+    import remix.core.cli  # noqa: F401  (registers the schemas, as each console script does)
+    import remix.policy.cli  # noqa: F401
+    import remix.policy.server  # noqa: F401
+    import robots.server  # noqa: F401
+    import teleop.cli  # noqa: F401
+    from eval.command import EvalCommand
+    from remix.common.cli import check_overrides
+    from remix.common.config import register
+
+    register("eval_schema", EvalCommand)
+    problem = check_overrides(config, [override])
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith(message), problem
+
+
+def test_remix_report_keeps_its_db_input() -> None:
+    """`db` is remix-report's input (the trial log): the redirect applies only where the old key is gone."""
+    import eval.cli  # noqa: F401
+    from remix.common.cli import check_overrides
+
+    assert check_overrides("report", ["db=evals/trials.sqlite"]) is None
