@@ -68,7 +68,7 @@ def test_unknown_profiles_and_bad_values_are_refused() -> None:
     with pytest.raises(ConfigError, match="probability"):
         OperatorProfile("x", detour=2.0)
     with pytest.raises(ConfigError, match="unknown teleop"):
-        make_teleop({"kind": "sim_expert", "profil": "worse"}, None)  # type: ignore[arg-type]
+        make_teleop({"_target_": "teleop.factory.make_sim_expert", "profil": "worse"}, None)  # type: ignore[arg-type]
 
 
 def test_sim_fingers_open_again_after_closing_on_nothing() -> None:
@@ -83,7 +83,7 @@ def test_sim_fingers_open_again_after_closing_on_nothing() -> None:
 @pytest.mark.parametrize("profile", ["worse", "junk"])
 def test_profiled_demos_record_their_operator(tmp_path, profile) -> None:
     with SimRobot(task="lift_red", cameras={"cam0": (32, 32)}) as robot:
-        setup = make_teleop({"kind": "sim_expert", "profile": profile, "seed": 3}, robot)
+        setup = make_teleop({"_target_": "teleop.factory.make_sim_expert", "profile": profile, "seed": 3}, robot)
         assert isinstance(setup.device, ProfiledExpertTeleop)
         with setup.device:
             DemoCollector(robot, setup.device, open_demo_store(tmp_path / "d.zarr", robot), ScriptedInput(),
