@@ -150,7 +150,7 @@ def test_robot_server_cli_rejects_remote_and_unknown_keys() -> None:
     result = subprocess.run([*run, "colour=red"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "colour" in result.stderr
     result = subprocess.run([*run, "port=abc"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "error: port='abc' is not a port number" in result.stderr
+    assert result.returncode != 0 and result.stderr.startswith("error: port=abc is not")  # typed config (issue 10)
 
 
 def test_a_timed_out_action_does_not_run_after_stop_when_a_frozen_server_resumes() -> None:
