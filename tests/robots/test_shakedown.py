@@ -56,6 +56,10 @@ def test_shakedown_on_franky_sim(monkeypatch, capsys, tmp_path) -> None:
     with FrankySimServer() as (_, host):
         code, out = run_cli(monkeypatch, capsys, "robot=franka", f"robot.fci_host={host}", "robot.realtime=false",
                             "robot.gripper=null", "robot.cameras=null", "gripper=false", "timeout_s=20",
+                            # the simulator runs slower than real time here: a wall-clock watchdog would trip, and
+                            # home is put near the simulated arm's start pose to keep the resets short
+                            "robot.watchdog_periods=50", "robot.home=[0.55,0.0,0.45,0.0,0.0,0.0,1.0]",
+                            "robot.workspace_high=[0.75,0.3,0.55]",
                             "operator=scripted", ALL_YES)
     assert code == 0, out
     assert "move +z" in out and "stop / resume" in out and "FAIL" not in out
