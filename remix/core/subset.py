@@ -185,7 +185,15 @@ def run_subset(
     ):
         raise ConfigError(f"out={out} contains the source stores; write the subset elsewhere")
     plan = plan_subset(domains, info["weights"], fraction, seed)
-    out.mkdir(parents=True, exist_ok=True)
+    if not sum(p.kept_steps for p in plan):
+        raise ConfigError(f"fraction={fraction:g} keeps no episode (every episode is longer than the target); "
+                          "raise fraction")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file; give a directory for the subset stores")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create out={out} ({error.strerror}); choose a writable place") from None
     written = write_subset(plan, domains, out)
     total = sum(d.num_steps for d in domains)
     report: dict[str, Any] = {

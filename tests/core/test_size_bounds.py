@@ -35,3 +35,26 @@ def test_trials_and_policy_image_sizes_are_bounded() -> None:
         SessionSettings(name="s", tasks=("t",), trials=1_000_000_000)
     with pytest.raises(ConfigError, match="image_size must be"):
         ModelConfig(cameras=("cam0",), image_size=(100_000, 100_000))
+
+
+def test_a_subset_that_keeps_nothing_or_cannot_be_written_is_refused(tmp_path) -> None:
+    import json
+
+    from remix.core.subset import run_subset
+    from remix.data.synthetic import SyntheticDomain, make_synthetic_store
+
+    stores = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.zarr"
+        make_synthetic_store(path, SyntheticDomain(name, num_episodes=3, episode_length=5)).close()
+        stores.append(path)
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"domains": ["a", "b"], "weights": {"a": 1e308, "b": 1e308}, "domain_key": None,
+                                   "sources": [{"name": p.stem, "path": str(p)} for p in stores]}))
+    with pytest.raises(ConfigError, match="fraction=1e-09 keeps no episode"):
+        run_subset(weights, fraction=1e-9, out=tmp_path / "out")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        run_subset(weights, fraction=0.5, out=tmp_path / "afile")
+    plan = run_subset(weights, fraction=0.5, out=tmp_path / "out")  # 1e308 weights: an even split, not zeros
+    assert all(p.kept_steps > 0 for p in plan) and all(p.weight == pytest.approx(0.5) for p in plan)
