@@ -57,7 +57,7 @@ def _schemas() -> list[tuple[str, str, list[str]]]:
             ("robot_server", "robots.server:RobotServerCommand", []),
             ("policy_server", "remix.policy.server:PolicyServerCommand", []),
             ("collect", "teleop.cli:CollectCommand", []), ("shakedown", "robots.shakedown:ShakedownCommand", []),
-            ("data", "remix.data.cli:DataCommand", [])]
+            ("data", "remix.data.cli:DataCommand", []), ("select", "remix.select.config:SelectSettings", [])]
 
 
 @pytest.mark.parametrize("name,command,overrides", _schemas(), ids=[n for n, _, _ in _schemas()])
