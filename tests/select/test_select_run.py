@@ -16,7 +16,14 @@ import pytest
 from remix.common.errors import ConfigError, StoreError
 from remix.data import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.select.config import ClusterSettings, DatamilSettings, DataSettings, ProxySettings, SelectSettings
+from remix.select.config import (
+    ClusterSettings,
+    DatamilSettings,
+    DataSettings,
+    ModelSettings,
+    ProxySettings,
+    SelectSettings,
+)
 from remix.select.report import cluster_domains
 from remix.select.run import run_select
 
@@ -75,6 +82,24 @@ def test_retrieval_and_all_keep_the_budget_without_training(tmp_path):
         assert low * prior <= result.manifest["kept_steps"] <= high * prior
         assert result.regression is None and "datamil" not in result.shares
         assert result.shares["retrieval"]["random"] == 0.0  # random actions are the least similar to the target's
+
+
+def test_segments_are_written_as_episodes_and_visual_retrieval_runs(tmp_path):
+    paths, target = _data(tmp_path / "data", image_size=16)
+    settings = SelectSettings(out=tmp_path / "seg", target=(target,), data=DataSettings(paths=paths), budget=0.3,
+                              method="retrieval", retrieval="visual", cluster=ClusterSettings(unit="segment", segment_steps=5),
+                              model=ModelSettings(cameras=("cam0",)))
+    result = run_select(settings)
+    assert result.data.features.shape[1] == 8 * 8 * 3 and len(result.data.units) == 3 * sum(d.num_episodes for d in PRIOR)
+    for source, written in result.manifest["stores"].items():
+        store, original = EpisodeStore.open(written), EpisodeStore.open(source)
+        starts, episodes = store.field("selected_from_step"), store.field("selected_from_episode")
+        for i in range(store.num_episodes):  # each written episode is a run of kept 5-step segments
+            assert starts[i] % 5 == 0 and store.episode_lengths[i] % 5 == 0
+            begin = original.episode_bounds(int(episodes[i]))[0] + int(starts[i])
+            np.testing.assert_array_equal(store.read_episode(i)["action"],
+                                          original.array("action")[begin : begin + store.episode_lengths[i]])
+    assert result.manifest["kept_steps"] == sum(EpisodeStore.open(p).num_steps for p in result.manifest["stores"].values())
 
 
 def test_bad_input_is_one_line(tmp_path):
