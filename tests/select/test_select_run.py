@@ -76,9 +76,14 @@ def test_datamil_scores_junk_as_harmful_and_the_selection_trains(tmp_path):
 def test_retrieval_and_all_keep_the_budget_without_training(tmp_path):
     paths, target = _data(tmp_path / "data")
     prior = sum(EpisodeStore.open(p).num_steps for p in paths)
+    weights = tmp_path / "weights.json"  # a Re-Mix weights.json giving the noise domain nothing
+    weights.write_text(json.dumps({"domains": ["clean", "random", "centimetres"],
+                                   "weights": {"clean": 0.6, "random": 0.0, "centimetres": 0.4}}))
     for method, low, high in (("retrieval", 0.2, 0.4), ("all", 1.0, 1.0)):
-        settings = SelectSettings(out=tmp_path / method, target=(target,), data=DataSettings(paths=paths), budget=0.3, method=method)
+        settings = SelectSettings(out=tmp_path / method, target=(target,), data=DataSettings(paths=paths), budget=0.3,
+                                  method=method, weights=str(weights))
         result = run_select(settings)
+        assert result.shares["remix"]["random"] == 0.0 and result.shares["remix"]["clean"] > 0.4
         assert low * prior <= result.manifest["kept_steps"] <= high * prior
         assert result.regression is None and "datamil" not in result.shares
         assert result.shares["retrieval"]["random"] == 0.0  # random actions are the least similar to the target's
