@@ -150,7 +150,11 @@ class FrankaRobot(ArmRobot):
     def _read_pose(self) -> Pose:
         if self.arm is None:
             return self.home
-        affine = self.arm.current_cartesian_state.pose.end_effector_pose
+        try:
+            affine = self.arm.current_cartesian_state.pose.end_effector_pose
+        except (*self._errors, RuntimeError) as error:  # libfranka's NetworkException can arrive as RuntimeError
+            raise HardwareError(f"lost the Franka's state stream ({error}); check the FCI cable/switch, that no other "
+                                "client holds the arm, and the realtime settings (robot.realtime)") from None
         rotation = quat_xyzw_to_matrix(np.asarray(affine.quaternion)) @ self.down.T
         opening = self.gripper.opening if self.gripper is not None else 1.0
         return Pose.from_arrays(np.asarray(affine.translation), matrix_to_euler(rotation), opening)

@@ -462,3 +462,15 @@ def test_opencv_read_honours_the_timeout_when_the_device_blocks() -> None:
     camera.read(0.5)
     assert captures[0].reads == 3
     camera.stop()
+
+
+def test_franka_lost_state_stream_is_a_hardware_error(monkeypatch) -> None:
+    """libfranka's UDP state timeout surfaces as RuntimeError("Net Exception") from the state properties."""
+    def lost(self):
+        raise RuntimeError("Net Exception")
+
+    with franka(gripper=None, gripper_factory=None) as robot:
+        robot.reset()
+        monkeypatch.setattr(FakeFrankaArm, "current_cartesian_state", property(lost))
+        with pytest.raises(HardwareError, match="state stream.*Net Exception"):
+            robot.get_observation()
