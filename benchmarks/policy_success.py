@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image", type=int, default=64, help="camera and model image size (square)")
     parser.add_argument("--no-state", action="store_true", help="images and goal image only (no proprio)")
     parser.add_argument("--exec-horizon", type=int, default=4)
+    parser.add_argument("--execution", choices=("chunk", "ensemble"), default="chunk")
     parser.add_argument("--max-steps", type=int, default=120, help="step limit of a demo and of a trial")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     parser.add_argument("--out", type=Path, default=Path("runs/policy_success"))
@@ -101,7 +102,7 @@ def collect(task: str, args: argparse.Namespace, store: Path) -> dict:
 
 
 def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
-    policy = DiffusionPolicy.load(checkpoint, exec_horizon=args.exec_horizon)
+    policy = DiffusionPolicy.load(checkpoint, exec_horizon=args.exec_horizon, execution=args.execution)
     expert_ok, policy_ok, steps_used = 0, 0, []
     started = time.monotonic()
     with make_robot(task, args.image) as robot:
@@ -121,6 +122,8 @@ def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
                     policy_ok += 1
                     steps_used.append(step + 1)
                     break
+            print(f"  {task} trial {trial}: policy {policy_ok}/{trial + 1}, expert {expert_ok}/{trial + 1}",
+                  file=sys.stderr, flush=True)
     return {"policy_success": policy_ok, "expert_success": expert_ok, "trials": args.trials,
             "mean_policy_steps": float(np.mean(steps_used)) if steps_used else None,
             "eval_s": round(time.monotonic() - started, 1)}
@@ -137,13 +140,15 @@ def run_task(task: str, args: argparse.Namespace) -> dict:
     config = train_config(args)
     run_dir = root / f"policy_{args.preset}_{config.steps}"
     if args.fresh or not (run_dir / "train.json").exists():
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         mixture = MixtureConfig(paths=(str(store),), val_fraction=0.0, goal_relabel=args.relabel)
         checkpoint = train(model_config(args), mixture, config, run_dir, overwrite=True)
-        (run_dir / "train.json").write_text(json.dumps({"checkpoint": str(checkpoint),
-                                                        "train_s": round(time.monotonic() - started, 1)}))
+        (run_dir / "train.json").write_text(json.dumps({
+            "checkpoint": str(checkpoint), "train_s": round(time.monotonic() - started, 1),
+            "train_cpu_s": round(time.process_time() - cpu_started, 1)}))
     trained = json.loads((run_dir / "train.json").read_text())
-    result.update(train_s=trained["train_s"], steps=config.steps, batch_size=config.batch_size)
+    result.update(train_s=trained["train_s"], train_cpu_s=trained.get("train_cpu_s"), steps=config.steps,
+                  batch_size=config.batch_size)
     result.update(evaluate(task, args, Path(trained["checkpoint"])))
     return result
 
@@ -158,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         row = run_task(task, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{'task':<20} {'policy':>8} {'expert':>8} {'train min':>10} {'steps':>6}  threads={args.threads}")
+    print(f"\n{'task':<20} {'policy':>8} {'expert':>8} {'train wall min':>15} {'train CPU min':>14} {'steps':>6}"
+          f"  threads={args.threads}")
     for row in rows:
+        cpu = f"{row['train_cpu_s'] / 60:.1f}" if row.get("train_cpu_s") is not None else "-"
         print(f"{row['task']:<20} {row['policy_success']:>4}/{row['trials']:<3} {row['expert_success']:>4}/{row['trials']:<3}"
-              f" {row['train_s'] / 60:>10.1f} {row['steps']:>6}")
+              f" {row['train_s'] / 60:>15.1f} {cpu:>14} {row['steps']:>6}")
     return 0
 
 
