@@ -33,7 +33,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from remix.common.atomic import write_json_atomic
 from remix.common.cli import hydra_main
+from remix.common.config import build, register
 from remix.common.errors import ConfigError, RemixError
 
 ARMS = ("remix", "size", "uniform", "oracle")
@@ -48,27 +49,40 @@ RESULT = "result.json"
 
 
 @dataclass(frozen=True)
-class ExperimentSettings:
-    """What the experiment runs (configs/experiment.yaml)."""
+class ExperimentData:
+    paths: tuple[str, ...] = ()  # existing stores (one domain each) instead of collecting graded-operator demos
 
-    out: Path
-    task: str
-    operators: tuple[str, ...]  # one operator profile per operator (better|okay|worse|junk); domains <profile>_<k>
-    demos_per_operator: int
-    oracle: tuple[str, ...]  # profiles whose operators' domains the oracle arm keeps (with data_paths: domains)
-    fractions: tuple[float, ...]
-    arms: tuple[str, ...]
-    seeds: tuple[int, ...]
-    trials: int
-    eval_seed: int
-    robot: dict[str, Any] = field(default_factory=dict)  # the sim robot's config (configs/robot/sim.yaml + overrides)
-    max_steps: int = 200  # step limit of a demo attempt and of an evaluation trial
-    time_limit_s: float = 60.0  # per evaluation trial, in simulated seconds
-    policy_options: dict[str, Any] = field(default_factory=dict)  # load_policy options for the evaluated checkpoints
-    data_paths: tuple[str, ...] = ()  # existing stores instead of collecting (one domain per store)
-    weights: tuple[str, ...] = ()  # overrides for remix-weights' config
-    train: tuple[str, ...] = ()  # overrides for remix-train's config
-    jobs_args: tuple[str, ...] = ()  # extra overrides for the job multirun (launcher settings)
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """What the experiment runs; the defaults are the full run, sized for a 2-core CPU (about 30 min)."""
+
+    out: Path = Path("runs/experiment")  # everything goes here: data/, weights/, subsets/, jobs/, results/
+    task: str = "lift_red"  # the sim task every operator demonstrates and every policy is evaluated on
+    # one operator profile per operator (teleop/operator_profiles.py), as robomimic MH's 6 operators; operator k
+    # of profile p records domain p_k (better_1, ...)
+    operators: tuple[str, ...] = ("better", "better", "okay", "okay", "worse", "worse")
+    demos_per_operator: int = 20  # kept demos per operator (robomimic MH: 50 per operator)
+    oracle: tuple[str, ...] = ("better",)  # the oracle arm keeps these profiles' operators (with data.paths: domains)
+    fractions: tuple[float, ...] = (0.25, 0.5)  # shares of the data kept (paper Tables 3/4)
+    arms: tuple[str, ...] = ARMS  # remix weights | proportional to size | equal per domain | better only
+    seeds: tuple[int, ...] = (0, 1)  # training seeds per arm and fraction (the table's mean +- s.e. is over these)
+    trials: int = 10  # evaluation scenes per policy; the same scene seeds for every arm
+    eval_seed: int = 0  # picks those scenes (remix-eval's session seed) and the subsets' episodes
+    robot: Any = field(default_factory=dict)  # the sim robot's config (the robot group + robot.* overrides)
+    max_steps: int = 100  # step limit of a demo attempt and of an evaluation trial
+    time_limit_s: float = 20.0  # per evaluation trial, in simulated seconds (100 steps at the WidowX profile's 5 Hz)
+    policy_options: Any = field(default_factory=lambda: {"exec_horizon": 4})  # load_policy options for the checkpoints
+    data: ExperimentData = field(default_factory=ExperimentData)
+    # overrides handed to remix-weights' and remix-train's own configs (see their --help); on GPUs raise
+    # train.steps, the image size and the encoder (remix-train presets)
+    weights: tuple[str, ...] = ("model.cameras=[cam0]", "model.encoder=tiny", "reference.steps=400",
+                                "reference.eval_every=50", "reference.eval_samples=128", "batch_size=64", "log_every=100")
+    train: tuple[str, ...] = ("model.encoder=small", "model.pool=spatial_softmax", "model.n_obs=1", "model.horizon=8",
+                              "model.use_state=true", "model.image_size=[64,64]", "data.goal_relabel=0.5",
+                              "train.steps=600", "train.batch_size=32", "train.lr=1e-3", "train.warmup_steps=50",
+                              "train.num_workers=0", "train.val_every=600", "train.save_every=600", "train.device=cpu")
+    jobs_args: tuple[str, ...] = ()  # extra overrides for the job multirun, e.g. [hydra.launcher.n_jobs=4]
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.arms) - set(ARMS))
@@ -82,7 +96,7 @@ class ExperimentSettings:
             raise ConfigError("trials and demos_per_operator must be >= 1")
         if "oracle" in self.arms and not self.oracle_domains:
             raise ConfigError(f"oracle={list(self.oracle)} names none of the operators' profiles {sorted(set(self.operators))} "
-                              f"(with data_paths: none of the domains {self.domains})")
+                              f"(with data.paths: none of the domains {self.domains})")
 
     @property
     def operator_domains(self) -> dict[str, str]:
@@ -96,13 +110,13 @@ class ExperimentSettings:
 
     @property
     def oracle_domains(self) -> list[str]:
-        if self.data_paths:
+        if self.data.paths:
             return [d for d in self.domains if d in self.oracle]
         return [d for d, profile in self.operator_domains.items() if profile in self.oracle]
 
     @property
     def domains(self) -> list[str]:
-        return [Path(p).stem for p in self.data_paths] if self.data_paths else list(self.operator_domains)
+        return [Path(p).stem for p in self.data.paths] if self.data.paths else list(self.operator_domains)
 
     def store(self, domain: str) -> Path:
         return self.out / "data" / f"{domain}.zarr"
@@ -114,32 +128,33 @@ class ExperimentSettings:
         return self.out / "jobs" / f"f{fraction:g}" / arm / f"seed{seed}"
 
 
+@dataclass(frozen=True)
+class JobCell:
+    fraction: float | None = None
+    arm: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentCommand(ExperimentSettings):
+    """remix-experiment's settings: ExperimentSettings plus which stage this process runs."""
+
+    stage: str = "all"  # all (the whole experiment) | job (one job of the multirun; set by remix-experiment)
+    job: JobCell = field(default_factory=JobCell)  # the job's cell (stage=job only)
+
+
+register("experiment_schema", ExperimentCommand)
+
+
 def settings_from(cfg: DictConfig) -> ExperimentSettings:
-    c = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(c, dict)
-    if not c.get("out"):
+    """The typed settings (paths made absolute: jobs run in other working directories)."""
+    if not cfg.get("out"):
         raise ConfigError("out= is empty; give a run directory, e.g. out=runs/experiment")
-
-    def strings(key: str) -> tuple[str, ...]:
-        value = c.get(key) or []
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list of key=value overrides, e.g. {key}=[a=1,b=2]")
-        return tuple(str(v) for v in value)
-
-    try:
-        return ExperimentSettings(
-            out=Path(c["out"]).expanduser().resolve(), task=str(c["task"]),
-            operators=tuple(str(p) for p in c["operators"] or ()),
-            demos_per_operator=int(c["demos_per_operator"]), oracle=tuple(str(d) for d in c["oracle"] or ()),
-            fractions=tuple(float(f) for f in c["fractions"]), arms=tuple(str(a) for a in c["arms"]),
-            seeds=tuple(int(s) for s in c["seeds"]), trials=int(c["trials"]), eval_seed=int(c["eval_seed"]),
-            robot=dict(c["robot"]), max_steps=int(c["max_steps"]), time_limit_s=float(c["time_limit_s"]),
-            policy_options=dict(c.get("policy_options") or {}),
-            data_paths=tuple(str(Path(p).expanduser().resolve()) for p in c["data_paths"] or ()),
-            weights=strings("weights"), train=strings("train"), jobs_args=strings("jobs_args"),
-        )
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"bad experiment setting ({error}); check the key=value overrides") from None
+    command = build(ExperimentCommand, cfg)
+    values = {f.name: getattr(command, f.name) for f in fields(ExperimentSettings)}
+    values["out"] = Path(command.out).expanduser().resolve()
+    values["data"] = ExperimentData(tuple(str(Path(p).expanduser().resolve()) for p in command.data.paths))
+    return ExperimentSettings(**values)
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -181,8 +196,8 @@ def _list(values: Sequence[object]) -> str:
 # ---------------------------------------------------------------------------------------------- stages
 def collect_data(s: ExperimentSettings) -> list[Path]:
     """Stage 1: one store per graded operator, through remix-collect's session (a rerun continues each count)."""
-    if s.data_paths:
-        return [Path(p) for p in s.data_paths]
+    if s.data.paths:
+        return [Path(p) for p in s.data.paths]
     from remix.common.operator_input import ScriptedInput
     from robots.robot import make_robot
     from teleop.collect import CollectSettings, DemoCollector, count_kept, open_demo_store

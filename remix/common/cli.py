@@ -86,6 +86,7 @@ RENAMED_KEYS = {
     "db": "out",
     "store": "out",
     "paths": "data.paths",
+    "data_paths": "data.paths",
 }
 _TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
 

@@ -57,7 +57,8 @@ def _schemas() -> list[tuple[str, str, list[str]]]:
             ("robot_server", "robots.server:RobotServerCommand", []),
             ("policy_server", "remix.policy.server:PolicyServerCommand", []),
             ("collect", "teleop.cli:CollectCommand", []), ("shakedown", "robots.shakedown:ShakedownCommand", []),
-            ("data", "remix.data.cli:DataCommand", []), ("select", "remix.select.config:SelectSettings", [])]
+            ("data", "remix.data.cli:DataCommand", []), ("select", "remix.select.config:SelectSettings", []),
+            ("experiment", "eval.experiment:ExperimentCommand", [])]
 
 
 @pytest.mark.parametrize("name,command,overrides", _schemas(), ids=[n for n, _, _ in _schemas()])
@@ -108,12 +109,14 @@ def test_weights_defaults_are_the_documented_release_numbers() -> None:
     ("collect", "store=demos/x.zarr", "'store' is now called 'out'"),
     ("collect", "teleop.kind=keyboard", "'teleop.kind' is now called 'teleop'"),
     ("subset", "paths=[a.zarr]", "'paths' is now called 'data.paths'"),
+    ("experiment", "data_paths=[a.zarr]", "'data_paths' is now called 'data.paths'"),
 ])
 def test_bad_values_and_old_names_are_one_line_errors(config: str, override: str, message: str) -> None:
     import remix.core.cli  # noqa: F401  (registers the schemas, as each console script does)
     import remix.policy.cli  # noqa: F401
     import remix.policy.server  # noqa: F401
     import robots.server  # noqa: F401
+    import eval.experiment  # noqa: F401
     import teleop.cli  # noqa: F401
     from eval.command import EvalCommand
     from remix.common.cli import check_overrides
