@@ -482,7 +482,8 @@ def make_robot(cfg: Any) -> Robot:
     if not isinstance(cfg, Mapping) or "_target_" not in cfg:
         raise ConfigError("robot config needs a _target_; choose one with robot=mock|sim|widowx|franka|remote")
     try:
-        robot = instantiate(dict(cfg), _convert_="all")
+        # not recursive: nested `_target_`s (cameras) are built by the robot itself, with their names
+        robot = instantiate(dict(cfg), _convert_="all", _recursive_=False)
     except InstantiationException as error:
         cause: BaseException = error
         while cause.__cause__ is not None:
