@@ -279,7 +279,7 @@ def fuzz_stores(root: Path, scripts: dict, timeout: float) -> tuple[list[Result]
 
 
 # ----------------------------------------------------------------------------------------- bad settings
-def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
+def settings_cases(root: Path) -> list[tuple]:
     a_file = root / "a_file"
     a_file.write_text("not a folder")
     from remix.data.synthetic import SyntheticDomain, make_synthetic_store
@@ -309,7 +309,7 @@ def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
         ("remix-weights", [s, "out=w", "seed=-1"]), ("remix-weights", [s, "out=w", "data.num_workers=-3"]),
         ("remix-weights", [s, "out=w", "reference.steps=2.5"]), ("remix-weights", [s, "out=w", "reference.steps=many"]),
         ("remix-weights", [s, "out=w", "device=tpu"]), ("remix-weights", [s, "out=w", "colour=red"]),
-        ("remix-subset", ["weights=/nonexistent.json", "out=s"]), ("remix-subset", [f"weights={weights}", "out=s"]),
+        ("remix-subset", ["weights=/nonexistent.json", "out=s"]), ("remix-subset", [f"weights={weights}", "out=s"], "ok"),
         ("remix-subset", [f"weights={fine}", "out=s", "fraction=1e-9"]), ("remix-subset", [f"weights={weights}", "out=s", "fraction=lots"]),
         ("remix-subset", [f"weights={fine}", "out=s", "fraction=2"]), ("remix-subset", [f"weights={fine}", f"out={a_file}"]),
         ("remix-subset", [f"weights={fine}", f"out={unwritable}"]),
@@ -346,15 +346,20 @@ def settings_cases(root: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def fuzz_settings(root: Path, scripts: dict, timeout: float) -> list[Result]:
-    results = []
-    cases = settings_cases(root)
-    for index, (script, args) in enumerate(cases):
+def fuzz_settings(root: Path, scripts: dict, timeout: float) -> tuple[list[Result], list[Result]]:
+    """Bad settings (must be refused in one line) and odd-but-valid ones marked "ok" (must succeed)."""
+    results, benign = [], []
+    for index, (script, args, *expect) in enumerate(settings_cases(root)):
         case = root / f"settings-{index}"
         case.mkdir()
         outcome, detail = run_cli(scripts[script], [script, *args], case, timeout)
-        results.append(Result("settings", f"{script} {' '.join(args)}".replace(str(root), "<tmp>"), outcome, detail))
-    return results
+        name = f"{script} {' '.join(args)}".replace(str(root), "<tmp>")
+        if expect == ["ok"]:
+            outcome = "accepted" if outcome == "accepted" else f"refused ({outcome})"
+            benign.append(Result("benign settings", name, outcome, detail))
+        else:
+            results.append(Result("settings", name, outcome, detail))
+    return results, benign
 
 
 # ----------------------------------------------------------------------------------------- hostile messages
@@ -627,13 +632,15 @@ def main() -> int:
             results += found
         if "settings" in only:
             (root / "settings").mkdir()
-            results += fuzz_settings(root / "settings", scripts, args.timeout)
+            found, odd = fuzz_settings(root / "settings", scripts, args.timeout)
+            results += found
+            benign += odd
         if "servers" in only:
             results += fuzz_servers()
     _table(results)
     if benign:
         kept = sum(r.outcome == "accepted" for r in benign)
-        print(f"benign stores (must open): {kept}/{len(benign)} accepted")
+        print(f"benign inputs (damage a killed writer leaves, 1e308 weights; must succeed): {kept}/{len(benign)} accepted")
     print(f"({time.perf_counter() - started:.0f} s)")
     for r in results + [b for b in benign if b.outcome != "accepted"]:
         if args.verbose or r.outcome not in ("clean",) and not (r in benign and r.outcome == "accepted"):
