@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from remix.core.dataset import Batch
-from remix.core.model import IMAGE_ENCODERS, DiscretePolicy, OptimConfig, PolicyConfig, make_optimizer
+from remix.core.model import DiscretePolicy, OptimConfig, PolicyConfig, make_optimizer
 from remix.core.train import optimizer_step
 from remix.select.config import ProxySettings, SelectSettings
 from remix.select.data import SelectionData
@@ -29,11 +29,7 @@ StepHook = Callable[[int, DiscretePolicy, float], None]
 
 def core_encoder(name: str) -> str:
     """The core's name for an image encoder (`model.encoder=tiny` is the core's small CNN)."""
-    if name in IMAGE_ENCODERS:
-        return name
-    if name == "tiny":
-        return "tiny" if "tiny" in IMAGE_ENCODERS else "conv"
-    return name  # PolicyConfig rejects it with a one-line error
+    return name  # one set of names since issue 10; PolicyConfig rejects an unknown one with a one-line error
 
 
 def new_proxy(settings: SelectSettings, data: SelectionData) -> DiscretePolicy:
