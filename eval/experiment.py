@@ -283,7 +283,9 @@ def run_jobs(s: ExperimentSettings, overrides: Sequence[str], hydra_overrides: S
     mine = [o for o in overrides if o.split("=")[0].lstrip("+~") not in ("stage", "job.fraction", "job.arm", "job.seed")]
     sweep = [f"job.fraction={','.join(f'{f:g}' for f in s.fractions)}", f"job.arm={','.join(s.arms)}",
              f"job.seed={','.join(str(k) for k in s.seeds)}"]
-    command = [sys.executable, "-m", "eval.experiment", "--multirun", *mine, *hydra_overrides, *s.jobs_args,
+    # imported by name (not run as __main__) so the launcher pickles the job function by reference: classes
+    # pickled by value lose their type hints in the worker, and the typed settings would not build
+    command = [sys.executable, "-c", "from eval.experiment import main; main()", "--multirun", *mine, *hydra_overrides, *s.jobs_args,
                "stage=job", *sweep, f"out={s.out}"]
     _say("$ " + shlex.join(command))
     done = subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
