@@ -182,8 +182,19 @@ def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
+def _register_schemas() -> None:
+    """(Re-)register the tools' structured configs. A launcher worker process restores hydra's ConfigStore from
+    the parent's state before each job, dropping what an earlier job's imports registered there."""
+    from remix.core.cli import WeightsCommand
+    from remix.policy.cli import TrainCommand
+
+    register("weights_schema", WeightsCommand)
+    register("train_schema", TrainCommand)
+
+
 def _run_tool(entry: Any, config_name: str, overrides: Sequence[str]) -> None:
     """Run a console script's body (the function under its hydra decorator) on a composed config."""
+    _register_schemas()
     result = getattr(entry, "__wrapped__", entry)(_compose(config_name, overrides))
     if isinstance(result, int) and result != 0:
         raise RemixError(f"{config_name} exited with status {result}")
