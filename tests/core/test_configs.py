@@ -112,11 +112,11 @@ def test_weights_defaults_are_the_documented_release_numbers() -> None:
     ("experiment", "data_paths=[a.zarr]", "'data_paths' is now called 'data.paths'"),
 ])
 def test_bad_values_and_old_names_are_one_line_errors(config: str, override: str, message: str) -> None:
+    import eval.experiment  # noqa: F401
     import remix.core.cli  # noqa: F401  (registers the schemas, as each console script does)
     import remix.policy.cli  # noqa: F401
     import remix.policy.server  # noqa: F401
     import robots.server  # noqa: F401
-    import eval.experiment  # noqa: F401
     import teleop.cli  # noqa: F401
     from eval.command import EvalCommand
     from remix.common.cli import check_overrides
