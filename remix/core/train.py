@@ -236,6 +236,19 @@ def train_reference(
     model.train()
     min_gain = config.min_gain if config.min_gain is not None else 0.0
     usable_baselines = None if config.min_gain is None else baselines
+
+    def choose() -> SelectionResult:
+        """The checkpoint the curves so far pick (after each evaluation, and once more after a resume)."""
+        return select_checkpoint(
+            eval_steps,
+            {n: train_curves[n] for n in val_names},
+            {n: val_curves[n] for n in val_names},
+            config.tolerance,
+            config.patience,
+            usable_baselines,
+            min_gain,
+        )
+
     for step in range(start + 1, stage.steps + 1):
         batch = to_device(next(stream), dist_info.device)
         loss = sequence_nll(wrapped(batch), batch).mean()
@@ -274,29 +287,13 @@ def train_reference(
                         "rng": rng_state(),
                     },
                 )
-            selection = select_checkpoint(
-                eval_steps,
-                {n: train_curves[n] for n in val_names},
-                {n: val_curves[n] for n in val_names},
-                config.tolerance,
-                config.patience,
-                usable_baselines,
-                min_gain,
-            )
+            selection = choose()
             past = len(eval_steps) - 1 - selection.index
             if selection.final and config.stop_when_overfit and past >= config.past_chosen_evals:
                 break
     bar.close()
     if selection is None:  # resumed from the state saved at the last step
-        selection = select_checkpoint(
-            eval_steps,
-            {n: train_curves[n] for n in val_names},
-            {n: val_curves[n] for n in val_names},
-            config.tolerance,
-            config.patience,
-            usable_baselines,
-            min_gain,
-        )
+        selection = choose()
     if config.past_chosen_evals > 0:  # ablation: a reference that has overfit (paper Fig. 4, left)
         index = min(selection.index + config.past_chosen_evals, len(eval_steps) - 1)
         selection = replace(
