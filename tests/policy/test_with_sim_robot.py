@@ -30,16 +30,19 @@ def test_scripted_expert_solves_the_sim_task(sim_robot):
     assert sim_robot.check_success()
 
 
-def test_a_checkpoint_policy_drives_the_sim_robot(sim_robot, tmp_path):
+def test_a_checkpoint_policy_drives_the_sim_robot(tmp_path):
+    from robots.sim import SimRobot
+
     path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt")
     policy = load_policy(path, seed=0)
-    policy.reset(sim_robot.reset())
-    start = sim_robot.get_observation().state.copy()
-    for _ in range(6):
-        action = policy.act(sim_robot.get_observation())
-        applied = sim_robot.send_action(action)
-        assert applied.shape == (7,) and np.all(np.isfinite(applied))
-    assert not np.allclose(sim_robot.get_observation().state[:3], start[:3])
+    # the camera matches the tiny model's 16x16: inference refuses another size instead of resizing
+    with SimRobot(profile="widowx", task="put_red_in_green", cameras={"cam0": (16, 16)}, seed=0) as robot:
+        policy.reset(robot.reset())
+        start = robot.get_observation().state.copy()
+        for _ in range(6):
+            applied = robot.send_action(policy.act(robot.get_observation()))
+            assert applied.shape == (7,) and np.all(np.isfinite(applied))
+        assert not np.allclose(robot.get_observation().state[:3], start[:3])
 
 
 def test_loading_a_checkpoint_after_the_sim_renders_does_not_crash(tmp_path):
@@ -52,7 +55,7 @@ def test_loading_a_checkpoint_after_the_sim_renders_does_not_crash(tmp_path):
         "import torch  # noqa: F401 - torch already loaded, as in any process that trains or evaluates\n"
         "from remix.policy import load_policy\n"
         "from robots.sim import SimRobot\n"
-        "with SimRobot(cameras={'cam0': (32, 32)}) as robot:\n"
+        "with SimRobot(cameras={'cam0': (16, 16)}) as robot:  # the tiny model's size\n"
         "    goal = robot.reset()  # renders: the EGL context exists from here on\n"
         f"    policy = load_policy({str(path)!r})\n"
         "    policy.reset(goal)\n"
