@@ -1,8 +1,8 @@
 """Domains and their training windows, preprocessed for the discrete policy.
 
-A domain is a whole episode store (named by its stem), or the episodes of a store sharing one value
-of a per-episode field (`domain_key`, e.g. `scene`; named by the value). Every domain's episodes are
-split into train/validation episodes, its actions are normalized with its own statistics and binned,
+Domains come from `remix.data.domains.discover_domains` (the one discovery every command shares): a
+whole episode store, or the episodes of a store sharing one value of a per-episode field. Every
+domain's episodes are split into train/validation episodes (`split_domains`, also shared), its actions are normalized with its own statistics and binned,
 and the windows come from the shared `WindowSampler` (observation history, action chunk, goal).
 
 `EncodedWindows` is a map-style dataset over the windows of all domains (flat index = concatenation
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,69 +21,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from remix.common.errors import ConfigError, RemixError
 from remix.core.actions import ActionBinner, ActionNormalizer
+from remix.data.domains import DomainSource, split_domains
 from remix.data.mixture import WeightedDomainSampler
-from remix.data.sampler import WindowSampler, split_episodes
+from remix.data.sampler import WindowSampler
 from remix.data.store import EpisodeStore
 
 Batch = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DomainSource:
-    """The episodes of one store that make up one domain."""
-
-    name: str
-    path: Path
-    episodes: tuple[int, ...]
-    num_steps: int
-
-
-def resolve_domains(paths: Sequence[str | Path], domain_key: str | None = None) -> list[DomainSource]:
-    """Open the stores and split them into domains; user errors are one-line `RemixError`s."""
-    if not paths:
-        raise ConfigError(
-            "no datasets given; set data.paths=[a.zarr,b.zarr] (or leave it empty for the built-in demo)"
-        )
-    domains: list[DomainSource] = []
-    action_dims: dict[str, int] = {}
-    for raw in paths:
-        store = EpisodeStore.open(Path(raw))
-        action_dims[store.path.name] = len(store.action_names)
-        lengths = store.episode_lengths
-        if domain_key:
-            if domain_key not in store.fields:
-                raise ConfigError(
-                    f"{store.path} has no per-episode field {domain_key!r} for data.domain_key; it has {list(store.fields)}"
-                )
-            values = np.asarray(store.field(domain_key)).astype(str)
-            for value in dict.fromkeys(values.tolist()):
-                episodes = np.flatnonzero(values == value)
-                domains.append(
-                    DomainSource(value, store.path, tuple(episodes.tolist()), int(lengths[episodes].sum()))
-                )
-        else:
-            name = store.path.name.removesuffix(".zarr")
-            domains.append(
-                DomainSource(name, store.path, tuple(range(store.num_episodes)), int(store.num_steps))
-            )
-    if len(set(action_dims.values())) > 1:
-        raise RemixError(
-            f"action dims differ across stores {action_dims}; convert them to one action space first"
-        )
-    names = [d.name for d in domains]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(
-            f"domain names {duplicates} appear twice; rename the stores or pick another data.domain_key"
-        )
-    empty = [d.name for d in domains if not d.episodes or d.num_steps == 0]
-    if empty:
-        raise RemixError(f"domains {empty} have no episodes; drop them from data.paths")
-    if len(domains) < 2:
-        raise RemixError(
-            f"Re-Mix needs at least 2 domains, found {names}; add stores to data.paths or set data.domain_key"
-        )
-    return domains
 
 
 @dataclass(frozen=True)
@@ -200,6 +142,7 @@ def prepare_data(
     binner = ActionBinner(bins, n_bins)  # type: ignore[arg-type]
     train_samplers, val_samplers, actions, val_actions, states = [], [], {}, {}, []
     gripper_dims: tuple[int, ...] = ()
+    splits = split_domains(domains, val_fraction, seed)
     for k, domain in enumerate(domains):
         store = EpisodeStore.open(domain.path)
         gripper_dims = store.gripper_dims
@@ -210,13 +153,11 @@ def prepare_data(
             raise ConfigError(
                 f"{store.path} has no cameras {missing}; it has {list(store.cameras)} (set model.cameras)"
             )
-        selected = np.zeros(store.num_episodes, dtype=bool)
-        selected[list(domain.episodes)] = True
-        train_part, val_part = split_episodes(len(domain.episodes), val_fraction, seed + k)
-        train_mask = np.zeros_like(selected)
-        val_mask = np.zeros_like(selected)
-        train_mask[np.asarray(domain.episodes)[train_part]] = True
-        val_mask[np.asarray(domain.episodes)[val_part]] = True
+        train_episodes, val_episodes = splits[k]
+        train_mask = np.zeros(store.num_episodes, dtype=bool)
+        val_mask = np.zeros(store.num_episodes, dtype=bool)
+        train_mask[train_episodes] = True
+        val_mask[val_episodes] = True
         obs_keys = (("state",) if spec.use_state else ()) + tuple(f"images/{c}" for c in spec.cameras)
         make = lambda mask, store=store, obs_keys=obs_keys: WindowSampler(  # noqa: E731
             store,

@@ -40,11 +40,9 @@ from remix.core.actions import MAX_BINS
 from remix.core.dataset import (
     Batch,
     BatchStream,
-    DomainSource,
     PreparedData,
     WindowSpec,
     prepare_data,
-    resolve_domains,
 )
 from remix.core.distributed import DistInfo, barrier, init_distributed
 from remix.core.dro import DROConfig, GroupDRO
@@ -65,6 +63,7 @@ from remix.core.train import (
     reference_nll_cache,
     train_reference,
 )
+from remix.data.domains import DomainSource, discover_domains
 from remix.data.mixture import normalize_weights, size_weights
 
 WEIGHTS_FILE = "weights.json"
@@ -378,7 +377,7 @@ def prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> bool:
 def data_stage(settings: WeightsSettings, dist_info: DistInfo, console: Console) -> RunData:
     """Stage 1: resolve domains, split and preprocess them, stack small data into memory."""
     paths = list(settings.data.paths) or _builtin_paths(settings, dist_info)
-    domains = resolve_domains(paths, settings.data.domain_key)
+    domains = discover_domains(paths, settings.data.domain_key, min_domains=2)
     m, a = settings.model, settings.actions
     data = prepare_data(
         domains,

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from remix.common.atomic import write_json_atomic
 from remix.common.errors import ConfigError, RemixError
-from remix.core.dataset import DomainSource, resolve_domains
 from remix.core.run import load_weights
+from remix.data.domains import DomainSource, discover_domains
 from remix.data.mixture import normalize_weights
 from remix.data.store import EpisodeStore
 
@@ -177,7 +177,7 @@ def run_subset(
     store_paths = list(paths) if paths else list(dict.fromkeys(s["path"] for s in sources))
     if not store_paths:
         raise RemixError("the weights file lists no source stores; pass paths=[...] with the datasets")
-    domains = resolve_domains(store_paths, info.get("domain_key"))
+    domains = discover_domains(store_paths, info.get("domain_key"), min_domains=2)
     if (out / "subset.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a subset; pass overwrite=true or choose another out=")
     if any(

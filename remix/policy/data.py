@@ -2,7 +2,8 @@
 dataset that turns windows into model inputs.
 
 A domain is one store (named by the store's file stem) or, with `domain_key`, one value of that
-per-episode field inside a store (e.g. Bridge scenes), named as the Re-Mix core names them. Pre-training
+per-episode field inside a store (e.g. Bridge scenes), found by the discovery remix-weights uses too
+(`remix.data.domains`), so both commands see the same domains for the same stores. Pre-training
 domains share `1 - cotrain_share` of the draws according to `weights` (Re-Mix `weights.json`, "size",
 "uniform" or an explicit mapping; with `subset`, the subset stores written by remix-subset and, by
 default, the exact Re-Mix weights recorded with them, as the paper trains on subsets);
@@ -31,7 +32,9 @@ from torchvision.transforms import v2
 
 from remix.common.errors import ConfigError
 from remix.core.run import load_weights
-from remix.data import EpisodeStore, WindowSampler, split_episodes
+from remix.data import EpisodeStore, WindowSampler
+from remix.data.domains import discover_domains as find_domains
+from remix.data.domains import split_domains
 from remix.data.mixture import WeightedDomainSampler, normalize_weights
 from remix.policy.augment import AugmentConfig, draw_params, identity_params
 from remix.policy.config import ModelConfig
@@ -81,10 +84,6 @@ class Domain:
     num_train_steps: int = 0
 
 
-def _store_stem(path: Path) -> str:
-    return path.name.removesuffix(".zarr") or path.name
-
-
 def read_weights(spec: str | Mapping[str, float], names: Sequence[str], sizes: Sequence[int]) -> np.ndarray:
     """Weights of the pre-training domains (normalized), from a keyword, a mapping or a file.
 
@@ -130,41 +129,15 @@ def subset_stores(spec: str | Path) -> tuple[str, ...]:
 
 
 def discover_domains(config: MixtureConfig, seed: int = 0) -> list[Domain]:
-    """Open every store, split it into domains and train/val episodes."""
+    """remix-train's domains: the shared discovery (`remix.data.domains`, as remix-weights finds them)
+    over the pre-training stores (or the subset's) and the co-training stores, with the shared per-domain
+    train/validation split."""
     pretrain = subset_stores(config.subset) if config.subset else config.paths
+    sources = find_domains(pretrain, config.domain_key, cotrain=config.cotrain)
     domains: list[Domain] = []
-    stems: dict[str, Path] = {}
-    for cotrain, paths in ((False, pretrain), (True, config.cotrain)):
-        for raw in paths:
-            path = Path(str(raw)).expanduser()
-            store = EpisodeStore.open(path, mode="r")
-            stem = _store_stem(path)
-            if stem in stems:
-                raise ConfigError(f"two stores are both named {stem!r} ({stems[stem]} and {path}); "
-                                  "domain names come from store names, rename one")
-            stems[stem] = path
-            train_mask, val_mask = split_episodes(store.num_episodes, config.val_fraction, seed)
-            if config.domain_key and not cotrain:
-                if config.domain_key not in store.fields:
-                    raise ConfigError(f"store {path} has no per-episode field {config.domain_key!r}; "
-                                      f"its fields are {list(store.fields)}")
-                labels = store.field(config.domain_key).astype(str)
-                groups = [(str(v), labels == v) for v in dict.fromkeys(labels.tolist())]
-            else:
-                groups = [(stem, np.ones(store.num_episodes, dtype=bool))]
-            for name, mask in groups:
-                lengths = store.episode_lengths
-                domains.append(Domain(name, path, np.flatnonzero(mask & train_mask), np.flatnonzero(mask & val_mask),
-                                      cotrain, int(lengths[mask & train_mask].sum())))
-    names = [d.name for d in domains]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise ConfigError(f"domain names {duplicated} occur in several stores; rename the stores or the "
-                          f"{config.domain_key!r} values so each domain has one name")
-    empty = [d.name for d in domains if d.num_train_steps == 0]
-    if empty:
-        raise ConfigError(f"domains {empty} have no training episodes (after the validation split); "
-                          "add episodes, lower data.val_fraction or drop them")
+    for source, (train, val) in zip(sources, split_domains(sources, config.val_fraction, seed)):
+        lengths = EpisodeStore.open(source.path, mode="r").episode_lengths
+        domains.append(Domain(source.name, source.path, train, val, source.cotrain, int(lengths[train].sum())))
     return domains
 
 

@@ -20,7 +20,8 @@ from scipy.cluster.vq import kmeans2
 
 from remix.common.errors import ConfigError, RemixError
 from remix.core.actions import ActionBinner, ActionNormalizer
-from remix.core.dataset import Batch, DomainSource, EncodedWindows, WindowSpec
+from remix.core.dataset import Batch, EncodedWindows, WindowSpec
+from remix.data.domains import DomainSource, discover_domains
 from remix.data.sampler import WindowSampler, split_episodes
 from remix.data.store import EpisodeStore
 from remix.select.config import SelectSettings
@@ -76,32 +77,6 @@ class SelectionData:
         """Prior steps per cluster."""
         steps = np.array([u.steps for u in self.units], dtype=np.int64)
         return np.bincount(self.cluster_of_unit, weights=steps, minlength=self.num_clusters).astype(np.int64)
-
-
-def prior_domains(paths: Sequence[str | Path], domain_key: str | None) -> list[DomainSource]:
-    """One domain per store (named by its stem) or per value of a per-episode field."""
-    domains: list[DomainSource] = []
-    for raw in paths:
-        store = EpisodeStore.open(Path(raw))
-        lengths = store.episode_lengths
-        if store.num_episodes == 0:
-            raise RemixError(f"{store.path} has no episodes; drop it from data.paths")
-        if domain_key:
-            if domain_key not in store.fields:
-                raise ConfigError(f"{store.path} has no per-episode field {domain_key!r} for data.domain_key; "
-                                  f"it has {list(store.fields)}")
-            values = np.asarray(store.field(domain_key)).astype(str)
-            for value in dict.fromkeys(values.tolist()):
-                eps = np.flatnonzero(values == value)
-                domains.append(DomainSource(value, store.path, tuple(eps.tolist()), int(lengths[eps].sum())))
-        else:
-            name = store.path.name.removesuffix(".zarr")
-            domains.append(DomainSource(name, store.path, tuple(range(store.num_episodes)), int(store.num_steps)))
-    names = [d.name for d in domains]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ConfigError(f"domain names {twice} appear twice; rename the stores or pick another data.domain_key")
-    return domains
 
 
 def make_units(domains: Sequence[DomainSource], unit: str, segment_steps: int) -> list[Unit]:
@@ -212,7 +187,7 @@ def _encode(samplers: list[WindowSampler], names: list[str], normalizer: ActionN
 
 def load_selection_data(settings: SelectSettings) -> SelectionData:
     """Open the prior and target stores, cut units, encode windows, build features and clusters."""
-    domains = prior_domains(settings.data.paths, settings.data.domain_key)
+    domains = discover_domains(settings.data.paths, settings.data.domain_key)
     targets = _split_target(settings)
     clash = sorted({t[0] for t in targets} & {d.name for d in domains})
     if clash:

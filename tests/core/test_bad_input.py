@@ -11,7 +11,8 @@ import pytest
 import zarr
 
 from remix.common.errors import ConfigError, RemixError
-from remix.core.dataset import WindowSpec, prepare_data, resolve_domains
+from remix.core.dataset import WindowSpec, prepare_data
+from remix.data.domains import discover_domains
 from remix.data.store import EpisodeStore
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
 
@@ -37,31 +38,31 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
 
 def test_single_domain(tmp_path: Path) -> None:
     with pytest.raises(RemixError) as error:
-        resolve_domains([_store(tmp_path / "only.zarr")])
+        discover_domains([_store(tmp_path / "only.zarr")], min_domains=2)
     assert "at least 2 domains" in _one_line(error) and "only" in str(error.value)
 
 
 def test_empty_domain(tmp_path: Path) -> None:
     with pytest.raises(RemixError) as error:
-        resolve_domains([_store(tmp_path / "a.zarr"), _store(tmp_path / "empty.zarr", episodes=0)])
+        discover_domains([_store(tmp_path / "a.zarr"), _store(tmp_path / "empty.zarr", episodes=0)], min_domains=2)
     assert "['empty']" in _one_line(error) and "no episodes" in str(error.value)
 
 
 def test_mismatched_action_dims(tmp_path: Path) -> None:
     with pytest.raises(RemixError) as error:
-        resolve_domains([_store(tmp_path / "seven.zarr"), _store(tmp_path / "three.zarr", action_dim=3)])
+        discover_domains([_store(tmp_path / "seven.zarr"), _store(tmp_path / "three.zarr", action_dim=3)], min_domains=2)
     assert "action dims differ" in _one_line(error)
 
 
 def test_nan_actions(tmp_path: Path) -> None:
     with pytest.raises(RemixError) as error:
-        resolve_domains([_store(tmp_path / "ok.zarr"), _store(tmp_path / "nan.zarr", nan=True)])
+        discover_domains([_store(tmp_path / "ok.zarr"), _store(tmp_path / "nan.zarr", nan=True)], min_domains=2)
     assert "NaN" in _one_line(error) and "nan.zarr" in str(error.value)
 
 
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(RemixError) as error:
-        resolve_domains([_store(tmp_path / "ok.zarr"), tmp_path / "missing.zarr"])
+        discover_domains([_store(tmp_path / "ok.zarr"), tmp_path / "missing.zarr"], min_domains=2)
     assert "missing.zarr" in _one_line(error)
 
 
@@ -70,10 +71,10 @@ def test_domain_key_splits_a_store_and_unknown_key_fails(tmp_path: Path) -> None
     make_synthetic_store(
         path, SyntheticDomain("bridge", num_episodes=6, episode_length=5, scenes=("sink", "desk"))
     )
-    domains = resolve_domains([path], "scene")
+    domains = discover_domains([path], "scene", min_domains=2)
     assert [(d.name, d.episodes) for d in domains] == [("sink", (0, 2, 4)), ("desk", (1, 3, 5))]
     with pytest.raises(ConfigError) as error:
-        resolve_domains([path], "kitchen")
+        discover_domains([path], "kitchen", min_domains=2)
     assert "kitchen" in _one_line(error) and "scene" in str(error.value)
     with pytest.raises(ConfigError, match="no cameras"):
         prepare_data(domains, WindowSpec(cameras=("wrist",)))

@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from remix.common.errors import ConfigError
-from remix.core.dataset import WindowSpec, prepare_data, resolve_domains
+from remix.core.dataset import WindowSpec, prepare_data
 from remix.core.features import (
     FeatureSettings,
     ImageNetFrames,
@@ -21,6 +21,7 @@ from remix.core.features import (
     resolve_mode,
 )
 from remix.core.model import DiscretePolicy, PolicyConfig
+from remix.data.domains import discover_domains
 from remix.data.synthetic import SyntheticDomain, make_synthetic_dataset
 
 CPU = torch.device("cpu")
@@ -36,7 +37,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
         ],
     )
     return prepare_data(
-        resolve_domains(paths), WindowSpec(n_obs=1, cameras=("cam0",)), n_bins=8, val_fraction=0.25
+        discover_domains(paths, min_domains=2), WindowSpec(n_obs=1, cameras=("cam0",)), n_bins=8, val_fraction=0.25
     )
 
 

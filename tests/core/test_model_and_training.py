@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from remix.common.errors import ConfigError
-from remix.core.dataset import BatchStream, WindowSpec, prepare_data, resolve_domains
+from remix.core.dataset import BatchStream, WindowSpec, prepare_data
 from remix.core.distributed import DistInfo
 from remix.core.dro import DROConfig, GroupDRO
 from remix.core.model import DiscretePolicy, ImageEncoder, OptimConfig, PolicyConfig, sequence_nll
 from remix.core.train import DROTrainer, StageConfig, reference_nll_cache
+from remix.data.domains import discover_domains
 from remix.data.synthetic import SyntheticDomain, make_synthetic_dataset
 
 CPU = DistInfo(0, 1, torch.device("cpu"))
@@ -79,7 +80,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
         ],
     )
     return prepare_data(
-        resolve_domains(paths),
+        discover_domains(paths, min_domains=2),
         WindowSpec(n_obs=2, horizon=2, cameras=("cam0",)),
         n_bins=16,
         val_fraction=0.25,

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 
 from remix.data import EpisodeStore
+from remix.data.domains import discover_domains
 from remix.data.synthetic import SyntheticDomain, make_synthetic_store
-from remix.select.data import Unit, cluster_units, make_units, prior_domains
+from remix.select.data import Unit, cluster_units, make_units
 from remix.select.estimators import rank_correlation, ridge_fit
 from remix.select.selection import fill_budget, merge_ranges
 
 
 def test_segments_cover_every_step_and_short_tails_join_the_previous_segment(tmp_path):
     make_synthetic_store(tmp_path / "a.zarr", SyntheticDomain("a", num_episodes=2, episode_length=23))
-    units = make_units(prior_domains([tmp_path / "a.zarr"], None), "segment", 10)
+    units = make_units(discover_domains([tmp_path / "a.zarr"], None), "segment", 10)
     assert [(u.episode, u.start, u.stop) for u in units] == [(0, 0, 10), (0, 10, 23), (1, 0, 10), (1, 10, 23)]
-    episodes = make_units(prior_domains([tmp_path / "a.zarr"], None), "episode", 10)
+    episodes = make_units(discover_domains([tmp_path / "a.zarr"], None), "episode", 10)
     assert [(u.start, u.stop) for u in episodes] == [(0, 23), (0, 23)]
 
 
@@ -56,6 +57,6 @@ def test_adjacent_segments_are_written_as_one_episode(tmp_path):
 
 def test_domain_key_splits_a_store(tmp_path):
     make_synthetic_store(tmp_path / "b.zarr", SyntheticDomain("b", num_episodes=4, scenes=("s1", "s2")))
-    domains = prior_domains([tmp_path / "b.zarr"], "scene")
+    domains = discover_domains([tmp_path / "b.zarr"], "scene")
     assert [(d.name, d.episodes) for d in domains] == [("s1", (0, 2)), ("s2", (1, 3))]
     assert EpisodeStore.open(tmp_path / "b.zarr").num_episodes == 4

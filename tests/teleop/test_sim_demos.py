@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from remix.common.operator_input import ScriptedInput
-from remix.core.dataset import WindowSpec, prepare_data, resolve_domains
+from remix.core.dataset import WindowSpec, prepare_data
 from remix.data import EpisodeStore
+from remix.data.domains import discover_domains as find_domains
 from remix.policy.config import ModelConfig
 from remix.policy.data import MixtureConfig, MixtureDataset, discover_domains, fit_normalization
 from teleop.collect import CollectSettings, DemoCollector, open_demo_store
@@ -74,7 +75,7 @@ def test_sim_demos_load_in_remix_and_policy_training(tmp_path) -> None:
     with SimRobot(profile="widowx", cameras={"cam0": (32, 32)}) as robot:
         collect_sim(robot, path, "lift_red", num_demos=1)
         store = collect_sim(robot, path, "put_red_in_green", num_demos=1)
-    domains = resolve_domains([store.path], domain_key="task")
+    domains = find_domains([store.path], domain_key="task", min_domains=2)
     assert [d.name for d in domains] == ["lift_red", "put_red_in_green"]
     data = prepare_data(domains, WindowSpec(n_obs=2, horizon=2, use_state=True, cameras=("cam0",)), n_bins=16,
                         val_fraction=0.0)
