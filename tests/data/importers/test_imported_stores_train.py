@@ -1,10 +1,13 @@
-"""remix-weights and remix-train run on imported stores (robomimic MH by tier, Bridge RLDS by split)."""
+"""remix-weights and remix-train run on imported stores of every source format.
+
+robomimic MH (domains = quality tiers), Bridge RLDS (split), LeRobot v2.1 and v3.0 (one domain per store)
+and a diffusion_policy replay buffer. The console scripts run in this process (argv patched, like
+tests/policy/test_train.py) so torch and the learning stack are imported once, not once per run.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,33 +17,85 @@ from remix.data.importers.options import build_options
 from remix.data.importers.run import import_dataset
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-BIN = Path(sys.executable).parent
+LEROBOT = {"action": "action", "state": "observation.state", "image_size": [32, 32]}
+REPLAY = {"action": "action", "state": ["state", "keypoint"], "cameras": {"cam0": "img"}, "fps": 10, "image_size": [32, 32]}
+TRAIN = ("model.encoder=tiny", "model.image_size=[32,32]", "train.steps=2", "train.batch_size=4", "train.num_workers=0",
+         "train.val_every=2", "train.save_every=2", "train.progress=false")
+WEIGHTS = ("reference.steps=20", "reference.eval_every=10", "batch_size=16", "log_every=10", "model.encoder=tiny")
 
 
-def run(tool: str, *args: str, cwd: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([str(BIN / tool), *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, f"{tool} {' '.join(args)} failed:\n{result.stderr[-3000:]}"
-    return result.stdout
+def run(tool: str, *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a console script's entry point in-process in `cwd`; fail with its stderr on a non-zero exit."""
+    if tool == "remix-weights":
+        from remix.core.cli import weights_main as main
+    else:
+        from remix.policy.cli import train_main as main
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", [tool, *args])
+    try:
+        main()
+    except SystemExit as exit:
+        assert not exit.code, f"{tool} {' '.join(args)} exited with {exit.code}"
+
+
+def import_lerobot(version: str, out: Path) -> None:
+    cameras = {"top": "observation.images.top"} | ({"wrist": "observation.images.wrist"} if version == "v30" else {})
+    import_dataset(FIXTURES / "lerobot" / version, out, build_options({**LEROBOT, "cameras": cameras}), progress=False)
 
 
 @pytest.mark.slow
-def test_remix_weights_on_imported_robomimic(tmp_path):
+def test_remix_weights_on_imported_robomimic(tmp_path, monkeypatch):
     options = build_options({"image_size": [32, 32]}, preset="robomimic_mh")
     import_dataset(FIXTURES / "robomimic" / "square_mh_mini.hdf5", tmp_path / "mh.zarr", options, progress=False)
-    run("remix-weights", "data.paths=[mh.zarr]", "data.domain_key=quality", "out=w", "reference.steps=20",
-        "reference.eval_every=10", "batch_size=16", "log_every=10", "model.cameras=[agentview]", "model.encoder=tiny",
-        cwd=tmp_path)
+    run("remix-weights", "data.paths=[mh.zarr]", "data.domain_key=quality", "out=w", "model.cameras=[agentview]",
+        *WEIGHTS, cwd=tmp_path, monkeypatch=monkeypatch)
     weights = json.loads((tmp_path / "w" / "weights.json").read_text())
     assert list(weights["weights"]) == ["better", "okay", "worse"]
     assert sum(weights["weights"].values()) == pytest.approx(1.0)
 
 
 @pytest.mark.slow
-def test_remix_train_on_imported_rlds(tmp_path):
+def test_remix_train_on_imported_rlds(tmp_path, monkeypatch):
     options = build_options({"image_size": [32, 32], "domain": {"from": "split", "map": None}}, preset="bridge")
     import_dataset(FIXTURES / "rlds" / "bridge_mini" / "1.0.0", tmp_path / "b.zarr", options, progress=False)
-    run("remix-train", "runs/p", "data.paths=[b.zarr]", "model.encoder=tiny", "model.image_size=[32,32]",
-        "model.cameras=[cam0]", "data.domain_key=split", "train.steps=2", "train.batch_size=4", "train.num_workers=0",
-        "train.val_every=2", "train.save_every=2", "train.progress=false", cwd=tmp_path)
+    run("remix-train", "runs/p", "data.paths=[b.zarr]", "model.cameras=[cam0]", "data.domain_key=split", *TRAIN,
+        cwd=tmp_path, monkeypatch=monkeypatch)
+    assert (tmp_path / "runs/p/checkpoints/step_00000002/model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_remix_weights_on_imported_lerobot(tmp_path, monkeypatch):
+    """Each LeRobot fixture has 2 episodes: one store per codebase version is a domain with 1 train + 1 val episode."""
+    import_lerobot("v21", tmp_path / "v21.zarr")
+    import_lerobot("v30", tmp_path / "v30.zarr")
+    run("remix-weights", "data.paths=[v21.zarr,v30.zarr]", "out=w", "model.cameras=[top]", *WEIGHTS,
+        cwd=tmp_path, monkeypatch=monkeypatch)
+    weights = json.loads((tmp_path / "w" / "weights.json").read_text())
+    assert list(weights["weights"]) == ["v21", "v30"]
+    assert sum(weights["weights"].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["v21", "v30"])
+def test_remix_train_on_imported_lerobot(tmp_path, monkeypatch, version):
+    import_lerobot(version, tmp_path / "l.zarr")
+    cameras = "[top]" if version == "v21" else "[top,wrist]"  # v3.0: an mp4 camera and a PNG image feature
+    run("remix-train", "runs/p", "data.paths=[l.zarr]", f"model.cameras={cameras}", "model.action_dim=6", *TRAIN,
+        cwd=tmp_path, monkeypatch=monkeypatch)
+    assert (tmp_path / "runs/p/checkpoints/step_00000002/model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_remix_weights_and_train_on_imported_replay_buffer(tmp_path, monkeypatch):
+    """Push-T style buffer (absolute 2-d actions, no per-episode fields): two domains = the buffer at 10 Hz and,
+    strided, at 5 Hz."""
+    buffer = FIXTURES / "replay_buffer" / "pusht_mini.zarr"
+    import_dataset(buffer, tmp_path / "full.zarr", build_options(REPLAY), progress=False)
+    import_dataset(buffer, tmp_path / "half.zarr", build_options({**REPLAY, "stride": 2, "action_kind": "absolute"}),
+                   progress=False)
+    run("remix-weights", "data.paths=[full.zarr,half.zarr]", "out=w", "model.cameras=[cam0]", *WEIGHTS,
+        cwd=tmp_path, monkeypatch=monkeypatch)
+    assert list(json.loads((tmp_path / "w" / "weights.json").read_text())["weights"]) == ["full", "half"]
+    run("remix-train", "runs/p", "data.paths=[full.zarr]", "model.cameras=[cam0]", "model.action_dim=2", *TRAIN,
+        cwd=tmp_path, monkeypatch=monkeypatch)
     assert (tmp_path / "runs/p/checkpoints/step_00000002/model.safetensors").exists()
