@@ -35,6 +35,25 @@ class ReportCommand:
 register("report_schema", ReportCommand)
 
 
+def goal_source(task: str, path: str) -> str:
+    """What `goal_images={task: path}` points at, as `robots.goals.load_goal` reads it: an image file, the task's
+    goal folder written by `remix-goal` (`goals/<task>`, holding goal.json), or remix-goal's output root (`goals`).
+
+    Checked before the robot connects, so a wrong path costs no robot start-up."""
+    from robots.goals import META_NAME
+
+    given = Path(path).expanduser()
+    if given.is_file():
+        return str(given)
+    if given.is_dir():
+        for folder in (given, given / task):
+            if (folder / META_NAME).is_file():
+                return str(folder)
+        raise RemixError(f"goal folder {path} for task {task!r} holds no {META_NAME} (nor {task}/{META_NAME}); "
+                         f"pass an image or a folder written by remix-goal ({task} robot=... out={path})")
+    raise RemixError(f"goal image {path} for task {task!r} does not exist; fix goal_images or drop the entry")
+
+
 def run_eval(cfg: DictConfig) -> int:
     """Build robot, policies and operator from the config, run (or resume) the session, print its table."""
     # The policy stack is imported before any robot connects (see remix.policy: loading it after MuJoCo
@@ -53,16 +72,14 @@ def run_eval(cfg: DictConfig) -> int:
         raise ConfigError(f"time_limit_s must be a positive number of seconds, got {cfg.time_limit_s}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ConfigError(f"max_steps must be >= 1 or null, got {cfg.max_steps}")
-    for task, path in as_str_mapping(cfg.goal_images, "goal_images").items():
-        if not Path(path).expanduser().is_file():
-            raise RemixError(f"goal image {path} for task {task!r} does not exist; fix goal_images or drop the entry")
+    goal_images = {task: goal_source(task, path) for task, path in as_str_mapping(cfg.goal_images, "goal_images").items()}
     robot = make_robot(cfg.robot)
     options = to_plain(cfg.policy_options) or {}
     operator = operator_from_config(cfg.operator)
     name = cfg.session or f"{robot.name}-{datetime.now(timezone.utc):%Y%m%d}"
     settings = SessionSettings(
         name=str(name), tasks=tuple(tasks), trials=int(cfg.trials), seed=int(cfg.seed), blind=bool(cfg.blind),
-        operator_name=str(cfg.operator.name or ""), goal_images=as_str_mapping(cfg.goal_images, "goal_images"),
+        operator_name=str(cfg.operator.name or ""), goal_images=goal_images,
         max_fault_retries=int(cfg.max_fault_retries), ask_notes=bool(cfg.ask_notes), record_video=bool(cfg.video),
         sim_time=bool(cfg.sim_time), max_goal_steps=int(cfg.max_goal_steps), max_goal_scenes=int(cfg.max_goal_scenes),
         rollout=RolloutSettings(time_limit_s=float(cfg.time_limit_s), stop_keys=tuple(as_str_list(cfg.stop_keys, "stop_keys")),
@@ -139,8 +156,8 @@ Usage:
   remix-eval robot=widowx|franka|sim|mock|remote tasks=[a,b] policies={name:checkpoint_dir,...} [trials=10]
              [blind=true] [session=NAME] [out=evals/trials.sqlite] [operator=terminal|scripted]
 Policies: a checkpoint dir, 'replay:<store>#<episode>', 'scripted:expert' (sim) or 'tcp://host:port'.
-Per task a goal image is taken (or goal_images={task: png}); per trial the operator labels success / failure /
-robot fault (the sim labels itself). Rerunning the same session resumes where it stopped.
+Per task a goal image is taken (or goal_images={task: png or remix-goal folder}); per trial the operator labels
+success / failure / robot fault (the sim labels itself). Rerunning the same session resumes where it stopped.
 """
 
 REPORT_USAGE = """remix-report: success rates per task x policy from the trial log, as Markdown, CSV, LaTeX and plots.

@@ -101,7 +101,7 @@ class SessionSettings:
     seed: int = 0
     blind: bool = False
     operator_name: str = ""
-    goal_images: Mapping[str, str] | None = None  # task -> PNG to load instead of capturing
+    goal_images: Mapping[str, str] | None = None  # task -> PNG or remix-goal folder to load instead of capturing
     max_fault_retries: int = 2
     ask_notes: bool = True
     record_video: bool = True
@@ -151,6 +151,9 @@ class EvalSession:
         self.operator = operator
         self.settings = settings
         self.progress = progress
+        if isinstance(robot, SimulatedRobot):  # a simulator with built-in tasks: every eval task must be one of them
+            for task in settings.tasks:  # (checked before the session is saved, so a typo leaves nothing behind)
+                robot.set_task(task)
         spec = SessionSpec(
             name=settings.name, robot=robot.name, control_mode=robot.control_mode.value, control_hz=robot.control_hz,
             tasks=tuple(settings.tasks), policies=dict(policy_specs), trials_per_cell=settings.trials,
@@ -162,9 +165,6 @@ class EvalSession:
         self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None
         self._count = (0, 0)  # (this trial's number, trials in the plan) for the operator's prompts
-        if isinstance(robot, SimulatedRobot):  # a simulator with built-in tasks: every eval task must be one of them
-            for task in settings.tasks:
-                robot.set_task(task)
 
     # ------------------------------------------------------------------------------------------- naming
     def shown_name(self, policy: str) -> str:

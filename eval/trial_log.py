@@ -327,6 +327,11 @@ class TrialLog:
         counts of a resumed session mean what they say; only the number of trials may change.
         """
         existing = self.session(spec.name)
+        if existing is not None and not self._has_trials(existing) and self._differences(existing, spec):
+            # a session that ended before its first trial (an unknown task, a policy that failed to load, an
+            # interrupted goal capture) holds no result: it must not block the corrected rerun of the same command
+            self._delete_session(existing)
+            existing = None
         if existing is not None:
             self._check_resumable(existing, spec)
             if existing.trials_per_cell != spec.trials_per_cell:
@@ -358,8 +363,30 @@ class TrialLog:
         assert session is not None
         return session, False
 
+    def _has_trials(self, session: Session) -> bool:
+        return self._db.execute("SELECT 1 FROM trials WHERE session_id=? LIMIT 1", (session.id,)).fetchone() is not None
+
+    def _delete_session(self, session: Session) -> None:
+        """Remove a session that has no trial (its tasks and policies rows stay: other sessions may share them)."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM trials WHERE session_id=? LIMIT 1", (session.id,)).fetchone() is not None:
+                raise RemixError(f"session {session.name!r} gained trials meanwhile; pass a new session=<name>")
+            db.execute("DELETE FROM session_tasks WHERE session_id=?", (session.id,))
+            db.execute("DELETE FROM session_policies WHERE session_id=?", (session.id,))
+            db.execute("DELETE FROM sessions WHERE id=?", (session.id,))
+
+    @classmethod
+    def _check_resumable(cls, existing: Session, spec: SessionSpec) -> None:
+        differences = cls._differences(existing, spec)
+        if differences:
+            raise RemixError(
+                f"session {spec.name!r} already exists with different settings ({'; '.join(differences)}); "
+                "rerun with the original settings to resume it, or pass a new session=<name>"
+            )
+
     @staticmethod
-    def _check_resumable(existing: Session, spec: SessionSpec) -> None:
+    def _differences(existing: Session, spec: SessionSpec) -> list[str]:
+        """What differs between a stored session and a rerun's settings (empty: the rerun resumes it)."""
         differences = []
         if existing.robot != spec.robot:
             differences.append(f"robot {existing.robot!r} vs {spec.robot!r}")
@@ -373,11 +400,7 @@ class TrialLog:
             differences.append(f"seed {existing.seed} vs {spec.seed}")
         if not math.isclose(existing.time_limit_s, spec.time_limit_s):
             differences.append(f"time_limit_s {existing.time_limit_s} vs {spec.time_limit_s}")
-        if differences:
-            raise RemixError(
-                f"session {spec.name!r} already exists with different settings ({'; '.join(differences)}); "
-                "rerun with the original settings to resume it, or pass a new session=<name>"
-            )
+        return differences
 
     def session(self, name: str) -> Session | None:
         row = self._db.execute(

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -208,3 +209,35 @@ def test_a_diffusion_checkpoint_runs_through_the_harness(tmp_path, cli):
         actions = log.step_log(rows[0].id)["action"]
         assert actions.shape == (10, 7) and np.all(np.isfinite(actions))
         assert not np.allclose(actions, log.step_log(rows[1].id)["action"])  # each trial: its own scene and sampling seed
+
+
+def test_a_failed_run_does_not_block_the_corrected_rerun_under_the_default_session_name(tmp_path, demo_store, cli):
+    args = [f"out={tmp_path / 't.sqlite'}", "robot=sim", "trials=1", "policies={expert:'scripted:expert'}",
+            "time_limit_s=6", "operator=scripted", "progress=false", "video=false"]
+    typo = cli("remix-eval", *args, "tasks=[lift_redd]", cwd=tmp_path)
+    assert typo.returncode == 1 and "unknown sim task" in typo.stderr
+    fixed = cli("remix-eval", *args, "tasks=[lift_red]", cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "| lift_red | 1/1" in fixed.stdout
+
+
+def test_goal_images_accepts_the_folder_remix_goal_wrote(tmp_path, demo_store, cli):
+    from robots.goals import save_goal
+    from robots.robot import Observation
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, :32] = (200, 30, 30)
+    save_goal(tmp_path / "goals", "stack", Observation({"cam0": image}, np.zeros(7, np.float32), {"cam0": 0.0}),
+              "mock", source="test")
+    for i, given in enumerate(("goals/stack", "goals", str(tmp_path / "goals" / "stack" / "cam0.png"))):
+        result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=1",
+                     f"session=s{i}", f"policies={{demo:'replay:{demo_store}#0'}}", f"goal_images={{stack:{given}}}",
+                     "time_limit_s=0.2", "operator=scripted", 'operator.answers=["",s,""]', "video=false", cwd=tmp_path)
+        assert result.returncode == 0, (given, result.stderr)
+        with TrialLog.open(tmp_path / "t.sqlite") as log:
+            stored = log.goal_image(log.session(f"s{i}"), "stack")
+        assert np.array_equal(cv2.cvtColor(cv2.imread(str(stored)), cv2.COLOR_BGR2RGB), image)
+    (tmp_path / "empty").mkdir()
+    wrong = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "session=x",
+                f"policies={{demo:'replay:{demo_store}#0'}}", "goal_images={stack:empty}", "operator=scripted", cwd=tmp_path)
+    assert wrong.returncode == 1 and "holds no goal.json" in wrong.stderr.strip().splitlines()[-1]

@@ -176,8 +176,10 @@ def test_each_sim_trial_gets_its_goal_from_its_own_scene(tmp_path):
 def test_unknown_sim_task_is_rejected_before_anything_runs(tmp_path):
     from robots.sim import SimRobot
 
-    with TrialLog.create(tmp_path / "t.sqlite") as log, pytest.raises(RemixError, match="unknown sim task"):
-        run(log, SimRobot(), {"p": ConstantPolicy(FORWARD)}, [], tasks=("fold_laundry",))
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        with pytest.raises(RemixError, match="unknown sim task"):
+            run(log, SimRobot(), {"p": ConstantPolicy(FORWARD)}, [], tasks=("fold_laundry",))
+        assert log.session_names() == []  # nothing saved that could block the corrected rerun
 
 
 def test_ctrl_c_mid_trial_keeps_finished_trials_and_drops_the_half_trial(tmp_path):

@@ -32,10 +32,27 @@ def test_session_roundtrip_and_resume_rules(tmp_path):
         again, resumed = log.start_session(spec(trials_per_cell=5))  # more trials: allowed
         assert resumed and again.id == session.id and again.trials_per_cell == 5
         assert again.blind_labels == {"p": 2, "q": 1}  # labels survive a resume
+        log.record_trial(TrialRecord(session.id, "a", "p", 0, 0, 1, 10.0, 20.0, 0, "success", "operator", "operator",
+                                     "tester"), [])
         for change in (dict(robot="widowx"), dict(tasks=("a",)), dict(policies={"p": "ckpt/other", "q": "ckpt/q"}),
                        dict(seed=8), dict(blind=True), dict(time_limit_s=50.0)):
             with pytest.raises(RemixError, match="already exists with different settings"):
                 log.start_session(spec(**change))
+
+
+def test_a_session_without_trials_gives_way_to_a_rerun_with_other_settings(tmp_path):
+    # remix-eval with a typo (unknown task, bad policy) saved its session before failing; the corrected rerun under
+    # the default session name must not be refused for "different settings" when the old session holds no trial
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        failed, _ = log.start_session(spec(tasks=("typo",)))
+        session, resumed = log.start_session(spec())
+        assert not resumed and session.tasks == ("a", "b") and log.session_names() == ["s1"]
+        assert log.session("s1").tasks == ("a", "b") and failed.tasks == ("typo",)
+        log.record_trial(TrialRecord(session.id, "a", "p", 0, 0, 1, 10.0, 20.0, 0, "failure", "operator", "operator",
+                                     "tester"), [])
+        with pytest.raises(RemixError, match="already exists with different settings"):  # results are never dropped
+            log.start_session(spec(tasks=("a",)))
+        assert log.start_session(spec())[1]  # the same settings still resume
 
 
 def test_trial_and_step_log_roundtrip(tmp_path):
