@@ -56,7 +56,7 @@ class ImportOptions:
     action_names: list[str] | None = None          # default: dx..gripper for 7 dims, else a0..aN
     gripper_dims: list[int] | None = None          # default: [6] for 7 dims, else []
     action_kind: str = "delta"                     # delta | absolute: how `stride` combines skipped actions
-    stride: int = 1                                # keep every k-th step; delta actions are summed over the k steps
+    stride: int = 1                                # keep every k-th step (store fps = fps/k); delta actions summed over the k
     language: str | None = None                    # source key of the instruction (per step or per episode)
     success: str | None = None                     # source key of a success flag/reward; default per format
     domain: FieldRule = field(default_factory=FieldRule)

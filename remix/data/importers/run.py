@@ -211,9 +211,10 @@ def import_dataset(src: str | Path, out: str | Path, options: ImportOptions, pro
     """Import `src` into the store `out` (created, or resumed when it exists), returning what was done."""
     src, out = Path(src), Path(out)
     reader = open_reader(src, options)
-    fps = options.fps or reader.fps
-    if not fps:
+    source_fps = options.fps or reader.fps
+    if not source_fps:
         raise SourceError(f"{src}: the source records no frame rate ({reader.format}); pass fps=<Hz> (Bridge: 5, DROID: 15)")
+    fps = source_fps / options.stride  # the store keeps every stride-th step, so its steps are stride times apart
     check_mapping(reader, options)
     refs = reader.refs()
     if options.max_episodes is not None:

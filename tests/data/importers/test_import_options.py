@@ -32,6 +32,7 @@ def test_stride_import_keeps_total_motion(tmp_path):
     strided = import_dataset(RLDS, tmp_path / "b.zarr", build_options({"image_size": [8, 8], "stride": 2}, preset="bridge"), progress=False)
     a, b = EpisodeStore.open(tmp_path / "a.zarr"), EpisodeStore.open(tmp_path / "b.zarr")
     assert strided.steps == sum((n + 1) // 2 for n in a.episode_lengths) and plain.added == strided.added
+    assert (a.fps, b.fps) == (5.0, 2.5)  # every 2nd step of a 5 Hz source: steps 0.4 s apart
     for i in range(a.num_episodes):
         full, half = a.read_episode(i), b.read_episode(i)
         assert np.allclose(full["action"][:, :6].sum(0), half["action"][:, :6].sum(0), atol=1e-6)

@@ -182,7 +182,7 @@ def test_rtx_presets_on_tfds_built_schemas(tmp_path):
     droid = FIXTURES / "rlds" / "droid_mini" / "1.0.0"
     import_dataset(droid, tmp_path / "d.zarr", build_options({"image_size": [9, 16], "stride": 2}, preset="droid"), progress=False)
     store, reader = EpisodeStore.open(tmp_path / "d.zarr"), RLDSReader(droid)
-    assert store.cameras == {"exterior_1": (9, 16), "exterior_2": (9, 16), "wrist": (9, 16)} and store.fps == 15.0
+    assert store.cameras == {"exterior_1": (9, 16), "exterior_2": (9, 16), "wrist": (9, 16)} and store.fps == 7.5  # 15 Hz, stride 2
     assert sorted(store.field("building")) == sorted(store.field("domain")) == ["ILIAD", "RAIL"]
     assert set(store.field("date")) == {"2023-05-01"}
     for i, ref in enumerate(reader.refs()):
