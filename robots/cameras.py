@@ -206,20 +206,56 @@ def camera_class(name: str, target: Any) -> type[Camera]:
     return cls
 
 
-def make_cameras(specs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Camera]:
-    """Build cameras from config: {name: {_target_: robots.realsense.RealSenseCamera, height, width, ...}}."""
+_SHAPE_KEYS = ("height", "width", "size", "shape", "image_size", "resolution")
+
+
+def camera_shapes(shapes: Mapping[str, Any] | None) -> dict[str, tuple[int, int]]:
+    """`cameras: {name: [H, W]}`, the one spelling of camera shapes in every robot config (mock, sim,
+    widowx, franka), so `robot.cameras.cam0=[32,32]` works whichever robot is chosen.
+
+    A camera given the old way (a mapping with `height`/`width` and the device settings) is a one-line
+    error naming the new form."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, shape in (shapes or {}).items():
+        if isinstance(shape, Mapping):
+            old = dict(shape)
+            h, w = old.get("height", "H"), old.get("width", "W")
+            raise ConfigError(f"robot.cameras.{name} is now its shape: write cameras: {{{name}: [{h}, {w}]}} and put "
+                              f"its device settings (_target_, serial, ...) under camera_devices.{name}")
+        try:
+            height, width = (int(v) for v in shape)
+        except (TypeError, ValueError):
+            raise ConfigError(f"robot.cameras.{name}={shape!r} is not a shape; write cameras: {{{name}: [H, W]}}") from None
+        if height <= 0 or width <= 0:
+            raise ConfigError(f"robot.cameras.{name}=[{height}, {width}] must be positive; write cameras: {{{name}: [H, W]}}")
+        out[str(name)] = (height, width)
+    return out
+
+
+def make_cameras(shapes: Mapping[str, Any] | None, devices: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Camera]:
+    """Build a real robot's cameras from `cameras: {name: [H, W]}` (the frame size the policy sees) and
+    `camera_devices: {name: {_target_: robots.realsense.RealSenseCamera, serial, capture_size, ...}}`."""
+    sized = camera_shapes(shapes)
+    devices = dict(devices or {})  # a device no camera names is unused (`robot.cameras=null`: no cameras at all)
     cameras: dict[str, Camera] = {}
-    for name, spec in (specs or {}).items():
-        spec = dict(spec)
+    for name, (height, width) in sized.items():
+        if name not in devices:
+            raise ConfigError(f"camera {name!r} has no camera_devices.{name} (its _target_, serial, ...); "
+                              f"add it or drop cameras.{name}")
+        spec = dict(devices[name])
         if "type" in spec:  # the old plug-in key: say what replaces it
             new = CAMERA_TARGETS.get(str(spec["type"]), "robots.realsense.RealSenseCamera")
             raise ConfigError(f"camera {name!r}: 'type: {spec['type']}' is now '_target_: {new}'")
+        spelled = [k for k in _SHAPE_KEYS if k in spec]
+        if spelled:
+            raise ConfigError(f"camera_devices.{name}.{spelled[0]}: the frame shape is set in one place only, "
+                              f"cameras: {{{name}: [H, W]}}; drop {spelled} from camera_devices.{name}")
         if "_target_" not in spec:
             raise ConfigError(f"camera {name!r} has no _target_; use one of {sorted(CAMERA_TARGETS.values())}")
         cls = camera_class(name, spec.pop("_target_"))
         crop = tuple(spec.pop("crop")) if spec.get("crop") is not None else spec.pop("crop", None)
         try:
-            cameras[name] = cls(name, crop=crop, **spec)  # type: ignore[call-arg]
+            cameras[name] = cls(name, height=height, width=width, crop=crop, **spec)  # type: ignore[call-arg]
         except TypeError as error:
             raise ConfigError(f"camera {name!r} config is invalid ({error}); see configs/robot/*.yaml for the keys") from None
     return cameras

@@ -66,11 +66,12 @@ class FrankaRobot(ArmRobot):
                  dynamics: Mapping[str, float] | None = None, reset_dynamics: Mapping[str, float] | None = None,
                  realtime: bool = True, load: Mapping[str, Any] | None = None,
                  ee_transform: Sequence[float] | None = None,
-                 gripper: Mapping[str, Any] | None = None, cameras: Mapping[str, Mapping[str, Any]] | None = None,
+                 gripper: Mapping[str, Any] | None = None, cameras: Mapping[str, Sequence[int]] | None = None,
+                 camera_devices: Mapping[str, Mapping[str, Any]] | None = None,
                  camera_retries: int = 2, robot_factory: Any = None, gripper_factory: Any = None) -> None:
         limits = SafetyLimits(tuple(workspace_low), tuple(workspace_high), max_translation, max_rotation,  # type: ignore[arg-type]
                               watchdog_periods, safe_height)
-        super().__init__(name, "rate", control_hz, limits, Pose.from_state(home), make_cameras(cameras), camera_retries)
+        super().__init__(name, "rate", control_hz, limits, Pose.from_state(home), make_cameras(cameras, camera_devices), camera_retries)
         self.fci_host = fci_host
         self.down = np.asarray(down_rotation, dtype=np.float64)
         if self.down.shape != (3, 3) or not np.allclose(self.down @ self.down.T, np.eye(3), atol=1e-6):

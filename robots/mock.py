@@ -20,6 +20,7 @@ import numpy as np
 
 from remix.common.errors import ConfigError
 from robots.cameras import CameraTimeout, RenderCamera
+from robots.cameras import camera_shapes as shapes_of
 from robots.robot import ArmFault, ArmRobot, ControlMode
 from robots.safety import Pose, SafetyLimits
 
@@ -47,7 +48,7 @@ class MockRobot(ArmRobot):
                               watchdog_periods, safe_height)
         if len(home) != 7:
             raise ConfigError(f"mock robot home must be 7 numbers (x, y, z, roll, pitch, yaw, gripper), got {list(home)}")
-        camera_shapes = {"cam0": (64, 64)} if cameras is None else {k: tuple(v) for k, v in cameras.items()}
+        camera_shapes = {"cam0": (64, 64)} if cameras is None else shapes_of(cameras)
         render_cameras = {
             cam: RenderCamera(cam, self._renderer(cam, index), int(shape[0]), int(shape[1]))
             for index, (cam, shape) in enumerate(camera_shapes.items())

@@ -121,10 +121,11 @@ class WidowXRobot(ArmRobot):
                  down_rotation: Sequence[Sequence[float]] = GRIPPER_DOWN,
                  finger_closed: float = 0.015, finger_open: float = 0.037, gripper_travel_s: float = 1.0,
                  tracking_tolerance_m: float = 0.03, fault_after_misses: int = 3, connect_timeout_s: float = 30.0,
-                 cameras: Mapping[str, Mapping[str, Any]] | None = None, camera_retries: int = 2) -> None:
+                 cameras: Mapping[str, Sequence[int]] | None = None,
+                 camera_devices: Mapping[str, Mapping[str, Any]] | None = None, camera_retries: int = 2) -> None:
         limits = SafetyLimits(tuple(workspace_low), tuple(workspace_high), max_translation, max_rotation,  # type: ignore[arg-type]
                               2.0, safe_height)
-        super().__init__(name, "blocking", control_hz, limits, Pose.from_state(home), make_cameras(cameras), camera_retries)
+        super().__init__(name, "blocking", control_hz, limits, Pose.from_state(home), make_cameras(cameras, camera_devices), camera_retries)
         if moving_time_s <= 0 or moving_time_s > self.period_s + 1e-9:
             raise ConfigError(f"widowx moving_time_s must be in (0, {self.period_s:g}] (one control period)")
         self.robot_model = robot_model

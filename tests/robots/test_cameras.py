@@ -44,22 +44,42 @@ def test_transform_crops_then_resizes() -> None:
 
 
 def test_camera_config_errors_are_one_line() -> None:
+    shape = {"cam0": [64, 64]}
     with pytest.raises(ConfigError, match="unknown _target_ 'robots.cameras.Webcam'"):
-        make_cameras({"cam0": {"_target_": "robots.cameras.Webcam", "height": 64, "width": 64}})
+        make_cameras(shape, {"cam0": {"_target_": "robots.cameras.Webcam"}})
     with pytest.raises(ConfigError, match="cannot import 'nowhere.Cam'"):
-        make_cameras({"cam0": {"_target_": "nowhere.Cam", "height": 64, "width": 64}})
+        make_cameras(shape, {"cam0": {"_target_": "nowhere.Cam"}})
     with pytest.raises(ConfigError, match="config is invalid"):
-        make_cameras({"cam0": {"_target_": "robots.cameras.MockCamera", "height": 64, "width": 64, "colour": "red"}})
+        make_cameras(shape, {"cam0": {"_target_": "robots.cameras.MockCamera", "colour": "red"}})
     with pytest.raises(ConfigError, match=r"'type: realsense' is now '_target_: robots.realsense.RealSenseCamera'"):
-        make_cameras({"cam0": {"type": "realsense", "serial": "1", "height": 64, "width": 64}})
+        make_cameras(shape, {"cam0": {"type": "realsense", "serial": "1"}})
+    with pytest.raises(ConfigError, match=r"no camera_devices.cam0"):
+        make_cameras(shape, {})
+    assert make_cameras(None, {"cam0": {"_target_": "robots.cameras.MockCamera"}}) == {}  # robot.cameras=null
+    with pytest.raises(ConfigError, match=r"is not a shape; write cameras: \{cam0: \[H, W\]\}"):
+        make_cameras({"cam0": 64}, {"cam0": {"_target_": "robots.cameras.MockCamera"}})
+
+
+def test_old_camera_shape_spellings_name_the_new_form() -> None:
+    """height/width inside the camera's device settings were the hardware robots' old spelling."""
+    old = {"cam0": {"_target_": "robots.cameras.MockCamera", "height": 48, "width": 64}}
+    with pytest.raises(ConfigError) as error:
+        make_cameras(old, None)
+    assert "write cameras: {cam0: [48, 64]} and put its device settings" in str(error.value)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"camera_devices.cam0.height: the frame shape is set in one place only"):
+        make_cameras({"cam0": [48, 64]}, old)
+    cameras = make_cameras({"cam0": [48, 64]}, {"cam0": {"_target_": "robots.cameras.MockCamera"}})
+    assert cameras["cam0"].shape == (48, 64)
 
 
 def test_several_mock_cameras_on_a_real_robot_config_and_camera_loss() -> None:
     pytest.importorskip("franky")  # the Franka backend builds real franky motion objects
     from robots.franka import FrankaRobot
 
-    robot = FrankaRobot(robot_factory=FakeFrankaArm, cameras={"cam0": {"_target_": "robots.cameras.MockCamera", "height": 48, "width": 64},
-                                                              "wrist": {"_target_": "robots.cameras.MockCamera", "height": 32, "width": 32}})
+    robot = FrankaRobot(robot_factory=FakeFrankaArm, cameras={"cam0": [48, 64], "wrist": [32, 32]},
+                         camera_devices={"cam0": {"_target_": "robots.cameras.MockCamera"},
+                                         "wrist": {"_target_": "robots.cameras.MockCamera"}})
     assert robot.observation_spec.cameras == {"cam0": (48, 64), "wrist": (32, 32)}
     with robot:
         obs = robot.reset()

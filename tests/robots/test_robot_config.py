@@ -44,3 +44,18 @@ def test_every_robot_config_builds_without_hardware(name: str) -> None:
     assert not robot.connected, "building a robot never touches hardware"
     if name != "remote":
         assert robot.action_spec.shape == (7,) and robot.observation_spec.cameras
+
+
+@pytest.mark.parametrize("name", ["mock", "sim", "widowx", "franka"])
+def test_camera_shapes_are_set_the_same_way_for_every_robot(name: str) -> None:
+    """`robot.cameras.cam0=[H,W]` works whichever robot is chosen (hardware: the device stays in camera_devices)."""
+    robot = make_robot(compose_robot(name, ["robot.cameras.cam0=[24,32]"]))  # builds, touches no device
+    assert robot.observation_spec.cameras["cam0"] == (24, 32)
+
+
+@pytest.mark.parametrize("name", ["widowx", "franka"])
+def test_old_height_width_camera_config_is_a_one_line_redirect(name: str) -> None:
+    cfg = dict(compose_robot(name))
+    cfg["cameras"] = {"cam0": {"_target_": "robots.realsense.RealSenseCamera", "serial": "1", "height": 64, "width": 64}}
+    with pytest.raises(ConfigError, match=r"write cameras: \{cam0: \[64, 64\]\}"):
+        make_robot(cfg)
