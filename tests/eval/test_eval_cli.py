@@ -241,3 +241,22 @@ def test_goal_images_accepts_the_folder_remix_goal_wrote(tmp_path, demo_store, c
     wrong = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "session=x",
                 f"policies={{demo:'replay:{demo_store}#0'}}", "goal_images={stack:empty}", "operator=scripted", cwd=tmp_path)
     assert wrong.returncode == 1 and "holds no goal.json" in wrong.stderr.strip().splitlines()[-1]
+
+
+def test_robot_faults_as_documented_reach_the_mock_robot(tmp_path, demo_store, cli):
+    # docs/robots.md: faults {reflex: [5], ...}; on the command line robot.faults={...} (no '+' needed)
+    goal = write_goal_png(tmp_path / "goal.png")
+    result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=mock", "robot.faults={reflex:[2]}", "tasks=[stack]",
+                 "trials=1", f"policies={{demo:'replay:{demo_store}#0'}}", f"goal_images={{stack:{goal}}}",
+                 "time_limit_s=0.3", "operator=scripted", 'operator.answers=["","",s]', "ask_notes=false",
+                 "video=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with TrialLog.open(tmp_path / "t.sqlite") as log:
+        assert [(r.attempt, r.outcome) for r in log.trials()] == [(0, "robot_fault"), (1, "success")]
+
+
+def write_goal_png(path: Path) -> Path:
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, :32] = 200
+    cv2.imwrite(str(path), image)
+    return path
