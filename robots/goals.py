@@ -22,6 +22,7 @@ import numpy as np
 from remix.common.atomic import write_atomic
 from remix.common.errors import RemixError
 from remix.common.operator_input import OperatorInput
+from remix.common.rate import Rate
 from robots.robot import ControlMode, Observation, Robot
 from robots.sim_interface import SimulatedRobot
 
@@ -43,6 +44,8 @@ def move_to_pose(robot: Robot, pose: Sequence[float], tolerance_m: float = 0.005
         raise RemixError(f"goal_pose position {goal[:3].tolist()} is outside the robot's workspace; pick one inside it")
     spec = robot.action_spec
     state = robot.get_observation().state.astype(np.float64)
+    # rate mode: one action per control period, paced by the shared fixed-grid loop (blocking moves pace themselves)
+    rate = Rate(robot.control_hz) if robot.control_mode is ControlMode.RATE else None
     for _ in range(max_steps):
         error = goal[:3] - state[:3]
         rotation = (goal[3:6] - state[3:6] + np.pi) % (2 * np.pi) - np.pi
@@ -50,10 +53,9 @@ def move_to_pose(robot: Robot, pose: Sequence[float], tolerance_m: float = 0.005
             break
         action = np.concatenate([np.clip(error, -spec.max_translation, spec.max_translation),
                                  np.clip(rotation, -spec.max_rotation, spec.max_rotation), [goal[6]]])
-        started = time.monotonic()
         robot.send_action(action)
-        if robot.control_mode is ControlMode.RATE:
-            time.sleep(max(0.0, robot.period_s - (time.monotonic() - started)))
+        if rate is not None:
+            rate.sleep()
         state = robot.get_observation().state.astype(np.float64)
     else:
         raise RemixError(f"could not reach goal_pose within {max_steps} steps (at {np.round(state[:3], 3).tolist()}); "

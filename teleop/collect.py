@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from remix.common.errors import ConfigError, StoreError
 from remix.common.operator_input import OperatorInput
+from remix.common.rate import Rate
 from remix.data import EpisodeStore
 from robots.robot import Robot, RobotFault
 from robots.safety import StopKeyMonitor
@@ -212,8 +213,9 @@ class DemoCollector:
             callback()
         started = time.time()
         recorded = 0
-        period = self.robot.period_s
-        next_tick = self.clock()
+        # the shared fixed-grid loop: a slow blocking move skips ahead instead of bursting to catch up;
+        # unattended (scripted) runs go as fast as the robot answers
+        rate = None if s.unattended else Rate(self.robot.control_hz)
         connected = True
         gripper = float(observation.state[self.robot.action_spec.gripper_index])
         with StopKeyMonitor(self.operator, self.robot.stop, keys=s.stop_keys) as monitor:
@@ -250,12 +252,8 @@ class DemoCollector:
                     self.preview.show(observation.images)
                 observation = None
                 self.loop_times.append(self.clock() - tick_start)
-                next_tick += period
-                delay = next_tick - self.clock()
-                if delay > 0 and not s.unattended:
-                    time.sleep(delay)
-                else:
-                    next_tick = self.clock()  # fell behind (a slow blocking move): do not burst to catch up
+                if rate is not None:
+                    rate.sleep()
         if s.unattended:
             return Outcome.DISCARDED, recorded, started
         answer = self.operator.ask(

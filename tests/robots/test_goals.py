@@ -52,6 +52,35 @@ def test_goal_pose_is_reached_through_the_safety_layer() -> None:
             move_to_pose(robot, [2.0, 0, 0, 0, 0, 0, 1])
 
 
+def test_goal_pose_moves_are_paced_by_the_shared_rate_loop(monkeypatch) -> None:
+    """Rate mode: one tick of remix.common.rate.Rate per action at the robot's rate; no hand-made sleep loop."""
+    import robots.goals as goals
+    from remix.common.rate import Rate
+
+    made: list[Rate] = []
+
+    class Counting(Rate):
+        ticks = 0
+
+        def __init__(self, hz: float) -> None:
+            super().__init__(hz)
+            made.append(self)
+
+        def sleep(self) -> float:
+            self.ticks += 1
+            return super().sleep()
+
+    monkeypatch.setattr(goals, "Rate", Counting, raising=False)
+    with MockRobot(control_mode="rate", control_hz=50.0) as robot:
+        robot.reset()
+        move_to_pose(robot, [0.4, 0.1, 0.05, 0, 0, 0.3, 0.0])
+        assert len(made) == 1 and made[0].period_s == pytest.approx(0.02) and made[0].ticks == len(robot.commands) == 4
+    with MockRobot(control_mode="blocking", control_hz=50.0) as robot:  # a blocking move paces itself
+        robot.reset()
+        move_to_pose(robot, [0.4, 0.1, 0.05, 0, 0, 0.3, 0.0])
+    assert len(made) == 1
+
+
 def test_sim_expert_goal_shows_the_solved_task(tmp_path) -> None:
     with SimRobot(task="lift_red", cameras={"cam0": (32, 32)}) as robot:
         observation, source = capture_goal(robot, "lift_red", ScriptedInput(), use_expert=True, seed=0)
