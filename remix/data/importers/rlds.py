@@ -26,6 +26,12 @@ from remix.data.importers.common import EncodedFrames, EpisodeRef, SourceEpisode
 from remix.data.importers.tfrecord import parse_example, read_record, record_offsets
 
 STEPS = "steps"
+UNSUPPORTED = "unsupported:"
+# TFDS writes a Sequence nested inside `steps` as a ragged tensor (`<key>/ragged_flat_values` plus
+# `<key>/ragged_row_lengths_0`, example_serializer._add_ragged_fields). None of the RT-X mixture's members,
+# Bridge or DROID has one (their step features are Tensor, Image, Text and Scalar), so such features are
+# listed but refused when mapped, with the way out, instead of decoded.
+NESTED = "a Sequence nested inside steps (ragged per step)"
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,12 @@ def _leaves(node: dict, prefix: str, per_step: bool, out: dict[str, FeatureSpec]
         return
     key = prefix.rstrip("/")
     if "sequence" in node:
-        if per_step:
-            raise SourceError(f"{where}: feature {key!r} nests a sequence inside steps; this reader does not support it")
+        if per_step:  # a Sequence inside steps: every leaf below it is ragged, listed but refused if mapped
+            nested: dict[str, FeatureSpec] = {}
+            _leaves(node["sequence"]["feature"], f"{key}/", True, nested, where)
+            for leaf in nested.values():
+                out[leaf.key] = FeatureSpec(leaf.key, f"{UNSUPPORTED}{NESTED}", (), "", "none", True)
+            return
         _leaves(node["sequence"]["feature"], f"{key}/", True, out, where)
         return
     if "image" in node:
@@ -63,7 +73,7 @@ def _leaves(node: dict, prefix: str, per_step: bool, out: dict[str, FeatureSpec]
     elif "classLabel" in node:
         out[key] = FeatureSpec(key, "tensor", (), "int64", "none", per_step)
     else:
-        out[key] = FeatureSpec(key, f"unsupported:{cls}", (), "", "none", per_step)
+        out[key] = FeatureSpec(key, f"{UNSUPPORTED}a TFDS {cls or 'unknown'} feature", (), "", "none", per_step)
 
 
 def _shape(info: dict) -> tuple[int, ...]:
@@ -109,6 +119,16 @@ class RLDSReader:
     @property
     def meta_keys(self) -> list[str]:
         return sorted(k for k, f in self.features.items() if not f.per_step)
+
+    def check_keys(self, keys: set[str]) -> None:
+        """Refuse, before any episode is read, a mapping that names a feature this reader cannot decode."""
+        for key in sorted(keys):
+            spec = self.features.get(key)
+            if spec is not None and spec.kind.startswith(UNSUPPORTED):
+                raise SourceError(
+                    f"{self.path / 'features.json'}: feature {key!r} is {spec.kind[len(UNSUPPORTED):]}, which this "
+                    "importer does not decode; leave it out of the mapping (map only the keys you need)"
+                )
 
     def shards(self, split: str) -> list[Path]:
         info = self.splits[split]
@@ -162,7 +182,7 @@ class RLDSReader:
 
     def _length(self, example: dict[str, Any], where: str) -> int:
         for spec in self.features.values():
-            if not spec.per_step:
+            if not spec.per_step or spec.kind.startswith(UNSUPPORTED):
                 continue
             raw = example.get(spec.key)
             if raw is None:
@@ -198,8 +218,9 @@ def _from_bytes(data: bytes, spec: FeatureSpec, shape: tuple[int, ...], where: s
 def decode_feature(spec: FeatureSpec, example: dict[str, Any], length: int | None, where: str) -> Any:
     """One feature's value: (T, ...) for step features (T = `length`), the value itself otherwise."""
     lead = (length,) if length is not None else ()
-    if spec.kind.startswith("unsupported"):
-        raise SourceError(f"{where}: feature {spec.key} has an unsupported TFDS type ({spec.kind[12:]}); leave it out of the mapping")
+    if spec.kind.startswith(UNSUPPORTED):
+        raise SourceError(f"{where}: feature {spec.key} is {spec.kind[len(UNSUPPORTED):]}, which this importer does not decode; "
+                          "leave it out of the mapping")
     if spec.kind == "tensor" and spec.encoding != "none" and spec.shape.count(-1) > 1:
         values = example.get(f"{spec.key}/value", [])
         shapes = np.asarray(example.get(f"{spec.key}/shape", []), np.int64).reshape(len(values), len(spec.shape))

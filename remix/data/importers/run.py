@@ -130,6 +130,9 @@ def check_mapping(reader: SourceReader, options: ImportOptions) -> None:
                 )
     for key in needed_keys(options) - available:
         raise SourceError(f"{reader.path}: key {key!r} is not in this source; it has {', '.join(sorted(available))}")
+    check_keys = getattr(reader, "check_keys", None)  # readers that list features they cannot decode
+    if check_keys is not None:
+        check_keys(needed_keys(options))
 
 
 # ----------------------------------------------------------------------------- worker processes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,38 @@ def test_bad_mapping_and_missing_fps(tmp_path):
     options = build_options({"action": "steps/action", "domain": {"from": "split"}})
     with pytest.raises(SourceError, match=r"records no frame rate \(rlds\); pass fps="):
         import_dataset(RLDS, tmp_path / "o.zarr", options, progress=False)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_nested_sequence_is_listed_and_refused_only_when_mapped(tmp_path):
+    """A Sequence inside steps (TFDS writes it ragged: <key>/ragged_flat_values + ragged_row_lengths_0) must not
+    block importing the other keys; mapping one of its leaves is refused before any episode is read."""
+    copy = tmp_path / "bridge_mini" / "1.0.0"
+    shutil.copytree(RLDS, copy)
+    features = json.loads((copy / "features.json").read_text())
+    observation = features["featuresDict"]["features"]["steps"]["sequence"]["feature"]["featuresDict"]["features"]["observation"]
+    tensor = "tensorflow_datasets.core.features.tensor_feature.Tensor"
+    observation["featuresDict"]["features"]["objects"] = {  # the layout TFDS's Sequence.to_json_content writes
+        "pythonClassName": "tensorflow_datasets.core.features.sequence_feature.Sequence",
+        "sequence": {"length": "-1", "feature": {
+            "pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict",
+            "featuresDict": {"features": {
+                "pos": {"pythonClassName": tensor, "tensor": {"dtype": "float32", "encoding": "none", "shape": {"dimensions": ["3"]}}},
+                "name": {"pythonClassName": "tensorflow_datasets.core.features.text_feature.Text", "text": {}},
+            }},
+        }},
+    }
+    (copy / "features.json").write_text(json.dumps(features))
+    reader = RLDSReader(copy)
+    assert {"steps/observation/objects/pos", "steps/observation/objects/name"} <= set(reader.step_keys)
+    result = import_dataset(copy, tmp_path / "ok.zarr", build_options({"image_size": [8, 8]}, preset="bridge"), progress=False)
+    assert result.added == 6 and validate_store(tmp_path / "ok.zarr") == []
+    options = build_options({"image_size": [8, 8], "state": ["steps/observation/state", "steps/observation/objects/pos"]},
+                            preset="bridge")
+    with pytest.raises(SourceError, match=r"features.json: feature 'steps/observation/objects/pos' is a Sequence nested "
+                                          r"inside steps \(ragged per step\), which this importer does not decode; leave it "
+                                          r"out of the mapping \(map only the keys you need\)$"):
+        import_dataset(copy, tmp_path / "o.zarr", options, progress=False)
     assert not (tmp_path / "o.zarr").exists()
 
 
