@@ -59,7 +59,7 @@ def run_eval(cfg: DictConfig) -> int:
     # The policy stack is imported before any robot connects (see remix.policy: loading it after MuJoCo
     # made an EGL context crashes) and only here, so remix-report starts without torch.
     from eval.rollout import RolloutSettings
-    from eval.session import EvalSession, SessionSettings
+    from eval.session import EvalSession, PolicyFailed, SessionSettings
     from remix.policy import load_policy
     from robots.robot import make_robot
 
@@ -70,6 +70,8 @@ def run_eval(cfg: DictConfig) -> int:
                           "(or 'replay:<store>#<episode>', 'scripted:expert', 'tcp://host:port')")
     if cfg.time_limit_s is None or not float(cfg.time_limit_s) > 0:
         raise ConfigError(f"time_limit_s must be a positive number of seconds, got {cfg.time_limit_s}")
+    if cfg.policy_timeout_s is not None and not float(cfg.policy_timeout_s) > 0:
+        raise ConfigError(f"policy_timeout_s must be a positive number of seconds or null, got {cfg.policy_timeout_s}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ConfigError(f"max_steps must be >= 1 or null, got {cfg.max_steps}")
     goal_images = {task: goal_source(task, path) for task, path in as_str_mapping(cfg.goal_images, "goal_images").items()}
@@ -84,6 +86,7 @@ def run_eval(cfg: DictConfig) -> int:
         sim_time=bool(cfg.sim_time), max_goal_steps=int(cfg.max_goal_steps), max_goal_scenes=int(cfg.max_goal_scenes),
         rollout=RolloutSettings(time_limit_s=float(cfg.time_limit_s), stop_keys=tuple(as_str_list(cfg.stop_keys, "stop_keys")),
                                 max_steps=None if cfg.max_steps is None else int(cfg.max_steps),
+                                policy_timeout_s=None if cfg.policy_timeout_s is None else float(cfg.policy_timeout_s),
                                 video_cameras=tuple(as_str_list(cfg.video_cameras, "video_cameras"))),
     )
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -92,15 +95,20 @@ def run_eval(cfg: DictConfig) -> int:
     with TrialLog.create(cfg.out) as log, robot:
         # after connecting: a remote simulator only shows its extras (expert_action, set_task) once connected
         policies = {}
+        stalled = None
         try:
             for policy_name, spec in policy_specs.items():
                 policies[policy_name] = load_policy(spec, robot=robot, **options)
             session = EvalSession(log, robot, policies, policy_specs, operator, settings, config=config,
                                   progress=bool(cfg.progress))
             outcome = session.run()
+        except PolicyFailed as failed:
+            stalled = failed.policy if failed.stalled else None
+            raise
         finally:
-            for policy in policies.values():
-                policy.close()
+            for policy_name, policy in policies.items():
+                if policy_name != stalled:  # a stalled policy's call still runs: closing it could hang as well
+                    policy.close()
         rows = log.trials(sessions=[outcome.session.name])
         if outcome.session.blind:  # keep the operator blind, e.g. when the session is continued later
             labels = outcome.session.blind_labels

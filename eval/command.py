@@ -36,6 +36,8 @@ class EvalCommand:
     video_cameras: tuple[str, ...] = _ROLLOUT.video_cameras  # cameras tiled into the video; () = all
     time_limit_s: float = _ROLLOUT.time_limit_s  # per trial (the paper: up to 100 s)
     max_steps: int | None = _ROLLOUT.max_steps  # optional step cap per trial
+    policy_timeout_s: float | None = _ROLLOUT.policy_timeout_s  # one policy call's deadline; past it: arm stopped,
+    # trial logged as a failure (policy_timeout), session ends; null = no deadline
     sim_time: bool = _SESSION["sim_time"]  # on a simulator: time limit in simulated seconds, no sleeping
     max_goal_steps: int = _SESSION["max_goal_steps"]  # simulator goal images: expert steps allowed
     max_goal_scenes: int = _SESSION["max_goal_scenes"]  # simulator: scenes tried per trial for a solvable goal

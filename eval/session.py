@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.rollout import (
+    END_POLICY_TIMEOUT,
     END_ROBOT_FAULT,
+    POLICY_ENDS,
     RolloutResult,
     RolloutSettings,
     describe,
@@ -124,6 +126,15 @@ class SessionSettings:
         unknown = sorted(set(self.goal_images or {}) - set(self.tasks))
         if unknown:
             raise RemixError(f"goal_images names task(s) {unknown} that are not in tasks={list(self.tasks)}; fix the names")
+
+
+class PolicyFailed(RemixError):
+    """A policy stalled past its deadline or raised mid-trial: that trial is logged, the session ends here."""
+
+    def __init__(self, policy: str, stalled: bool, message: str) -> None:
+        super().__init__(message)
+        self.policy = policy
+        self.stalled = stalled  # its call may still be running: closing it could block as well
 
 
 @dataclass(frozen=True)
@@ -265,6 +276,10 @@ class EvalSession:
             video_path=self.log.relative(written) if written is not None else None,
         ), result.steps)
         self.operator.say(f"{title}: {outcome.replace('_', ' ')} ({describe(result)})")
+        if result.end_reason in POLICY_ENDS:  # the policy's state is unknown (a stalled call still runs): stop here
+            raise PolicyFailed(planned.policy, stalled=result.end_reason == END_POLICY_TIMEOUT, message=(
+                f"{title}: {result.fault}; arm stopped, trial logged as a failure ({result.end_reason}). Fix the "
+                "policy (or raise policy_timeout_s), then rerun the same command to resume"))
         return outcome
 
     def _prepare(self, title: str, seed: int, task: str) -> Observation:
@@ -302,6 +317,8 @@ class EvalSession:
         """(outcome, who labelled it, notes). A fault labels itself; the sim's predicate labels sim trials."""
         if result.end_reason == END_ROBOT_FAULT:
             outcome, labelled_by = "robot_fault", "robot"
+        elif result.end_reason in POLICY_ENDS:  # the policy did not produce its actions: its trial failed
+            outcome, labelled_by = "failure", "harness"
         elif result.success_predicate is not None:
             outcome, labelled_by = ("success" if result.success_predicate else "failure"), "sim"
         else:
@@ -309,7 +326,7 @@ class EvalSession:
                 f"{title}: {describe(result)}. Outcome? s=success f=failure r=robot fault", choices=tuple(LABEL_CHOICES))
             outcome, labelled_by = LABEL_CHOICES[answer], "operator"
         notes = result.fault or ""
-        if self.settings.ask_notes and not self.is_sim():
+        if self.settings.ask_notes and not self.is_sim() and result.end_reason not in POLICY_ENDS:
             note = self.operator.ask(f"{title}: note (Enter for none)", default="").strip()
             notes = "; ".join(n for n in (notes, note) if n)
         return outcome, labelled_by, notes

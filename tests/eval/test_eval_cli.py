@@ -260,3 +260,45 @@ def write_goal_png(path: Path) -> Path:
     image[:, :32] = 200
     cv2.imwrite(str(path), image)
     return path
+
+
+@pytest.mark.parametrize(("behaviour", "end_reason", "message"), [
+    ("hang", "policy_timeout", "policy act stalled: no answer within policy_timeout_s=0.5 s"),
+    ("raise", "policy_error", "policy act raised ZeroDivisionError: division by zero")])
+def test_a_hung_or_raising_policy_gives_one_line_and_a_logged_failed_trial(tmp_path, cli, monkeypatch, behaviour,
+                                                                          end_reason, message):
+    import threading
+
+    from eval_helpers import ConstantPolicy
+
+    import remix.policy
+
+    release = threading.Event()
+    closed = []
+
+    class Faulty(ConstantPolicy):
+        def act(self, observation):
+            if self.calls == 2:
+                if behaviour == "hang":
+                    release.wait(30)
+                else:
+                    return 1 / 0
+            return super().act(observation)
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(remix.policy, "load_policy", lambda spec, **_: Faulty([0.01, 0, 0, 0, 0, 0, 1]))
+    goal = write_goal_png(tmp_path / "goal.png")
+    try:
+        result = cli("remix-eval", f"out={tmp_path / 't.sqlite'}", "robot=mock", "tasks=[stack]", "trials=2",
+                     "policies={p:my_policy}", f"goal_images={{stack:{goal}}}", "policy_timeout_s=0.5",
+                     "time_limit_s=20", "operator=scripted", 'operator.answers=[""]', "video=false", cwd=tmp_path)
+    finally:
+        release.set()
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert lines[-1].startswith("error: [1/2] stack / p / trial 1/2: " + message), result.stderr
+    assert closed == ([] if behaviour == "hang" else [True])  # a stalled policy is not closed (that could hang too)
+    with TrialLog.open(tmp_path / "t.sqlite") as log:
+        assert [(r.outcome, r.end_reason, r.steps) for r in log.trials()] == [("failure", end_reason, 2)]

@@ -1,5 +1,6 @@
 """The rollout loop on the mock robot: control modes, every way a trial ends, and the step log."""
 
+import threading
 import time
 
 import numpy as np
@@ -8,6 +9,7 @@ from eval_helpers import ConstantPolicy, ReachXRobot
 
 from eval.rollout import RolloutSettings, run_rollout
 from eval.video import TrialVideo, read_video_frames
+from remix.common.errors import RemixError
 from remix.common.operator_input import ScriptedInput
 from robots.mock import MockRobot
 
@@ -70,19 +72,56 @@ def test_robot_fault_ends_the_trial_as_a_fault():
     assert len(result.steps) == 2 and result.success_predicate is None
 
 
-def test_a_failing_policy_stops_the_robot_before_the_error_propagates():
+def test_a_policy_that_raises_ends_the_trial_with_the_arm_stopped():
     class Broken(ConstantPolicy):
         def act(self, observation):
             if self.calls == 2:
-                raise RuntimeError("model exploded")
+                raise RuntimeError("model exploded\n  (details)")
             return super().act(observation)
+
+    robot = MockRobot(control_hz=50.0)
+    result = rollout(robot, Broken(FORWARD), RolloutSettings(time_limit_s=5.0))
+    assert result.end_reason == "policy_error" and result.fault == "policy act raised RuntimeError: model exploded"
+    assert len(result.steps) == 2 and robot.stopped and result.success_predicate is None
+
+
+def test_a_setup_error_from_the_policy_stops_the_robot_then_propagates():
+    class WrongCameras(ConstantPolicy):
+        def act(self, observation):
+            raise RemixError("checkpoint expects 16x16 images; set robot.cameras")
 
     robot = MockRobot(control_hz=50.0)
     with robot:
         first = robot.reset()
-        with pytest.raises(RuntimeError, match="exploded"):
-            run_rollout(robot, Broken(FORWARD), first, first, ScriptedInput(), RolloutSettings(time_limit_s=5.0))
+        with pytest.raises(RemixError, match="16x16"):
+            run_rollout(robot, WrongCameras(FORWARD), first, first, ScriptedInput(), RolloutSettings(time_limit_s=5.0))
         assert robot.stopped
+
+
+@pytest.mark.parametrize("hangs_in", ["act", "reset"])
+def test_a_hung_policy_is_abandoned_at_its_deadline_with_the_arm_stopped(hangs_in):
+    release = threading.Event()
+
+    class Hangs(ConstantPolicy):
+        def reset(self, goal):
+            super().reset(goal)
+            if hangs_in == "reset":
+                release.wait(30)
+
+        def act(self, observation):
+            if self.calls == 3:
+                release.wait(30)
+            return super().act(observation)
+
+    robot = MockRobot(control_mode="rate", control_hz=50.0)
+    try:
+        started = time.monotonic()
+        result = rollout(robot, Hangs(FORWARD), RolloutSettings(time_limit_s=30.0, policy_timeout_s=0.3))
+        assert time.monotonic() - started < 3.0
+        assert result.end_reason == "policy_timeout" and "policy_timeout_s=0.3" in result.fault
+        assert len(result.steps) == (3 if hangs_in == "act" else 0) and robot.stopped
+    finally:
+        release.set()
 
 
 def test_step_log_records_raw_and_clipped_actions_and_states():

@@ -8,7 +8,7 @@ from eval_helpers import GOAL, ConstantPolicy, answers_for, write_png
 
 from eval.report import build_report
 from eval.rollout import RolloutSettings
-from eval.session import EvalSession, SessionSettings, plan_trials
+from eval.session import EvalSession, PolicyFailed, SessionSettings, plan_trials
 from eval.trial_log import TrialLog
 from eval.video import read_video_frames
 from remix.common.errors import RemixError
@@ -252,3 +252,23 @@ def test_real_robot_trials_start_from_the_goals_start_placements(tmp_path):
         trial_prompts = [p for p in operator.prompts if "press Enter to start" in p]
         assert len(trial_prompts) == 2
         assert all(f"reset the scene to the goal's start placements (as in {start})" in p for p in trial_prompts)
+
+
+def test_a_policy_that_raises_is_logged_as_a_failed_trial_and_ends_the_session(tmp_path):
+    class BreaksOnSecondTrial(ConstantPolicy):
+        def act(self, observation):
+            if self.resets == 2:
+                raise IndexError("list index out of range")
+            return super().act(observation)
+
+    robot = MockRobot(control_hz=50.0)
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        with pytest.raises(PolicyFailed, match=r"trial 2/3: policy act raised IndexError: list index out of range; "
+                                               r"arm stopped, trial logged as a failure \(policy_error\)") as failed:
+            run(log, robot, {"p": BreaksOnSecondTrial(FORWARD)}, answers_for(1, "s", goals=1) + [""], tasks=("a",),
+                trials=3)
+        assert failed.value.policy == "p" and not failed.value.stalled and robot.events.stops >= 2
+        rows = log.trials()
+        assert [(r.outcome, r.end_reason, r.labelled_by) for r in rows] == [
+            ("success", "time_limit", "operator"), ("failure", "policy_error", "harness")]
+        assert "IndexError" in rows[1].notes and log.resolve(rows[1].video_path).exists()
