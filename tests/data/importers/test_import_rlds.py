@@ -196,8 +196,30 @@ def test_every_preset_loads():
         options = build_options(preset=name)
         assert options.action, name
         assert options.fps or options.format == "robomimic", name  # robomimic reads its rate from env_args
-    with pytest.raises(Exception, match="no import preset 'nope'; use one of berkeley_autolab_ur5, bridge"):
+    with pytest.raises(Exception, match="no import preset 'nope'; use one of berkeley_autolab_ur5, berkeley_cable_routing, bridge"):
         build_options(preset="nope")
+
+
+def test_every_rtx_mixture_member_has_a_preset_that_matches_its_catalog_schema():
+    """Each of the paper's 11 RT-X members (Octo's RT_X_MIX) has a preset; every key it maps exists in the TFDS
+    catalog schema with a numeric shape that adds up to the action/state width, and all share camera cam0."""
+    import yaml
+
+    catalog = yaml.safe_load((FIXTURES / "rlds" / "rtx_catalog_features.yaml").read_text())
+    assert len(catalog) == 10  # + bridge, checked on the TFDS-built fixture
+    for name, features in catalog.items():
+        options = build_options(preset=name)
+        assert options.format == "rlds" and options.fps and list(options.cameras) == ["cam0"], name
+        mapped = [*options.cameras.values(), *options.action, *options.state, options.language, options.success]
+        missing = [key for key in mapped if key and key not in features]
+        assert not missing, f"{name}: {missing} not in the TFDS catalog schema"
+        assert len(features[options.cameras["cam0"]]) == 3, name  # an image
+        width = sum(int(np.prod(features[key])) for key in options.action)
+        names = options.action_names or ([None] * 7 if width == 7 else None)
+        assert names is not None and len(names) == width, f"{name}: {width}-d actions need action_names"
+        gripper = options.gripper_dims if options.gripper_dims is not None else ([6] if width == 7 else [])
+        assert all(0 <= d < width for d in gripper), name
+    assert build_options(preset="kuka").success == "success"  # kuka's per-episode success flag
 
 
 def test_rtx_presets_on_tfds_built_schemas(tmp_path):
