@@ -200,6 +200,31 @@ def hydra_main(
     return decorate
 
 
+def prepare_out_dir(out: str | Path, what: str, *, holds: tuple[str, str] | None = None, overwrite: bool = False,
+                    create: bool = True) -> Path:
+    """Check (and create) a command's output directory `out`; every problem is a one-line ConfigError.
+
+    The one place remix-weights, remix-subset and remix-select check their `out=`: it must not be a file,
+    must not already hold a finished result (`holds`: (marker file, what it holds)) unless `overwrite`,
+    and must be creatable and writable. `create=False` only checks, for commands that first validate the
+    rest of their input so that a refused run leaves no empty directory behind.
+    """
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file; give a directory for {what}")
+    if holds is not None and (out / holds[0]).exists() and not overwrite:
+        raise ConfigError(f"{out} already holds {holds[1]}; pass overwrite=true or choose another out=")
+    if not create:
+        return out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create out={out} ({error.strerror}); choose a writable place") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"out={out} is not writable; choose a writable place")
+    return out
+
+
 def to_plain(node: Any) -> Any:
     """A config node as plain Python (dicts, lists, scalars); other values pass through."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node

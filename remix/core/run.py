@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from remix.common.atomic import write_json_atomic
+from remix.common.cli import prepare_out_dir
 from remix.common.errors import ConfigError, RemixError
 from remix.core import plots
 from remix.core.actions import MAX_BINS
@@ -336,14 +337,10 @@ def prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> bool:
     out = settings.out
     resuming = False
     if dist_info.is_main:
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"out={out} is a file; give a directory for the run")
+        prepare_out_dir(out, "the run", holds=(WEIGHTS_FILE, "a finished run"), overwrite=settings.overwrite,
+                        create=False)
         finished = (out / WEIGHTS_FILE).exists()
         interrupted = not finished and (out / RUN_SETTINGS_FILE).exists()
-        if finished and not settings.overwrite:
-            raise ConfigError(
-                f"{out} already holds a finished run; pass overwrite=true or choose another out="
-            )
         if interrupted and not (settings.resume or settings.overwrite):
             raise ConfigError(
                 f"{out} holds an interrupted run; pass resume=true to continue it from its last checkpoint "
@@ -364,11 +361,9 @@ def prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> bool:
                     shutil.rmtree(stale)
                 elif stale.exists():
                     stale.unlink()
-        try:
-            (out / "plots").mkdir(parents=True, exist_ok=True)
-            (out / "dro").mkdir(exist_ok=True)
-        except OSError as error:
-            raise ConfigError(f"cannot create the run directory out={out} ({error.strerror}); choose a writable place") from None
+        prepare_out_dir(out, "the run")
+        for part in ("plots", "dro"):
+            prepare_out_dir(out / part, "the run's plots and DRO state")
         write_json_atomic(out / RUN_SETTINGS_FILE, fingerprint)
     barrier()
     return resuming

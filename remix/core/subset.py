@@ -26,6 +26,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from remix.common.atomic import write_json_atomic
+from remix.common.cli import prepare_out_dir
 from remix.common.errors import ConfigError, RemixError
 from remix.core.run import load_weights
 from remix.data.domains import DomainSource, discover_domains
@@ -171,15 +172,14 @@ def run_subset(
         raise ConfigError("weights= is missing; give a weights.json (or run directory) from remix-weights")
     if not out:
         raise ConfigError("out= is missing; give a directory for the subset stores")
-    out = Path(out)
+    out = prepare_out_dir(out, "the subset stores", holds=("subset.json", "a subset"), overwrite=overwrite,
+                          create=False)
     info = load_weights(weights)
     sources = info.get("sources") or []
     store_paths = list(paths) if paths else list(dict.fromkeys(s["path"] for s in sources))
     if not store_paths:
         raise RemixError("the weights file lists no source stores; pass paths=[...] with the datasets")
     domains = discover_domains(store_paths, info.get("domain_key"), min_domains=2)
-    if (out / "subset.json").exists() and not overwrite:
-        raise ConfigError(f"{out} already holds a subset; pass overwrite=true or choose another out=")
     if any(
         Path(p).resolve() == out.resolve() or out.resolve() in Path(p).resolve().parents for p in store_paths
     ):
@@ -188,12 +188,7 @@ def run_subset(
     if not sum(p.kept_steps for p in plan):
         raise ConfigError(f"fraction={fraction:g} keeps no episode (every episode is longer than the target); "
                           "raise fraction")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file; give a directory for the subset stores")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create out={out} ({error.strerror}); choose a writable place") from None
+    prepare_out_dir(out, "the subset stores", holds=("subset.json", "a subset"), overwrite=overwrite)
     written = write_subset(plan, domains, out)
     total = sum(d.num_steps for d in domains)
     report: dict[str, Any] = {

@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 
 from remix.common.atomic import write_json_atomic
-from remix.common.errors import ConfigError
+from remix.common.cli import prepare_out_dir
 from remix.core.run import load_weights
 from remix.core.subset import plan_subset
 from remix.select import report
@@ -128,15 +128,8 @@ def run_select(settings: SelectSettings, console: Console | None = None) -> Sele
     """Score, choose, write (see the module docstring)."""
     console = console or Console()
     torch.set_num_threads(settings.threads)
-    out = Path(settings.out)
-    if (out / SUBSET_FILE).exists() and not settings.overwrite:
-        raise ConfigError(f"{out} already holds a selection; pass overwrite=true or choose another out=")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file; give a directory for the selection")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create out={out} ({error.strerror}); choose a writable place") from None
+    out = prepare_out_dir(settings.out, "the selection", holds=(SUBSET_FILE, "a selection"),
+                          overwrite=settings.overwrite)
     if not settings.data.paths:
         settings = builtin_settings(settings)
     started = time.perf_counter()
