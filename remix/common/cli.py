@@ -46,13 +46,19 @@ def _rewrite_argv(argv: Sequence[str], positional: Sequence[str]) -> list[str]:
     for arg in argv:
         if names and not takes_value and not arg.startswith("-") and "=" not in arg:
             out.append(f"{names.pop(0)}={_quote(arg)}")
+        elif not takes_value and not arg.startswith("-") and _PLAIN_NON_ASCII.match(arg):
+            key, value = arg.split("=", 1)  # out=données/run: hydra's lexer takes only ASCII outside quotes
+            out.append(f"{key}={_quote(value)}")
         else:
             out.append(arg)
         takes_value = arg in _FLAGS_WITH_VALUE
     return out
 
 
-_UNQUOTED_OK = re.compile(r"^[\w\-+./:@%*?$~]*$")
+# ASCII only: hydra's override lexer rejects unquoted non-ASCII text (a path such as données/run.zarr).
+_UNQUOTED_OK = re.compile(r"^[\w\-+./:@%*?$~]*$", re.ASCII)
+# key=value whose value is a plain word or path with non-ASCII letters (no list, dict, quote or interpolation)
+_PLAIN_NON_ASCII = re.compile(r"^[+~]{0,2}[\w.\-]+=(?=.*[^\x00-\x7f])[\w\-+./:@%*?~ ]+$")
 
 
 def _quote(value: str) -> str:
@@ -137,6 +143,11 @@ def check_overrides(config_name: str, overrides: Sequence[str]) -> str | None:
         if typed:
             return f"{typed} (run {program} --help to see its settings)"
         text = str(error)
+        if "LexerNoViableAltException" in text or "token recognition error" in text:
+            odd = next((o for o in overrides if not o.isascii()), None)
+            if odd is not None:  # non-ASCII text inside a list or dict: hydra needs it quoted
+                return (f"cannot parse {odd!r}: text with non-ASCII characters must be quoted inside lists and dicts, "
+                        f"e.g. \"key=['données.zarr']\" (run {program} --help to see its settings)")
         unknown = re.search(r"Could not override '([^']+)'", text)
         if unknown and "To append to your config" in text:
             return f"unknown setting '{unknown.group(1)}' for {program}; run {program} --help to see its settings"

@@ -302,3 +302,16 @@ def test_a_hung_or_raising_policy_gives_one_line_and_a_logged_failed_trial(tmp_p
     assert closed == ([] if behaviour == "hang" else [True])  # a stalled policy is not closed (that could hang too)
     with TrialLog.open(tmp_path / "t.sqlite") as log:
         assert [(r.outcome, r.end_reason, r.steps) for r in log.trials()] == [("failure", end_reason, 2)]
+
+
+def test_unicode_paths_are_accepted_or_get_a_one_line_quoting_hint(tmp_path, cli):
+    folder = tmp_path / "données été"
+    TrialLog.create(folder / "essai.sqlite").close()
+    for args in ([str(folder / "essai.sqlite")], [f"db={folder / 'essai.sqlite'}", f"out={folder / 'rapport'}"]):
+        result = cli("remix-report", *args, cwd=tmp_path)  # positional and key=value: both reach the command
+        assert result.returncode == 1 and result.stderr.startswith("error: no trials in "), (args, result.stderr)
+    in_a_list = cli("remix-report", str(folder / "essai.sqlite"), "sessions=[réunion]", cwd=tmp_path)
+    lines = in_a_list.stderr.strip().splitlines()
+    assert in_a_list.returncode == 2 and len(lines) == 1 and "must be quoted" in lines[0], in_a_list.stderr
+    quoted = cli("remix-report", str(folder / "essai.sqlite"), "sessions=['réunion']", cwd=tmp_path)
+    assert quoted.returncode == 1 and "not in" in quoted.stderr
