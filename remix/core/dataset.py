@@ -128,6 +128,62 @@ def marginal_nll(train_bins: np.ndarray, val_bins: np.ndarray, n_bins: int) -> f
     return total
 
 
+def check_store(store: EpisodeStore, spec: WindowSpec) -> None:
+    """The store holds what the windows read (state when `use_state`, every camera); else a one-line error."""
+    if spec.use_state and "state" not in store.keys:
+        raise ConfigError(f"{store.path} has no state; set model.use_state=false and give model.cameras")
+    missing = [c for c in spec.cameras if f"images/{c}" not in store.keys]
+    if missing:
+        raise ConfigError(f"{store.path} has no cameras {missing}; it has {list(store.cameras)} (set model.cameras)")
+
+
+def window_sampler(store: EpisodeStore, episodes: Sequence[int] | np.ndarray, spec: WindowSpec) -> WindowSampler:
+    """The windows of `episodes` of one store: observation history (state, cameras), action chunk and goal."""
+    mask = np.zeros(store.num_episodes, dtype=bool)
+    mask[np.asarray(episodes, dtype=np.int64)] = True
+    keys = (("state",) if spec.use_state else ()) + tuple(f"images/{c}" for c in spec.cameras)
+    return WindowSampler(store, n_obs=spec.n_obs, horizon=spec.horizon, obs_keys=keys, goal_keys=keys, episode_mask=mask)
+
+
+def window_arrays(store: EpisodeStore, sampler: WindowSampler, use_state: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The actions (and states) at every window start of `sampler`, float64: what the statistics are fitted on."""
+    actions = np.asarray(store.array("action")[:], dtype=np.float64)[sampler.indices]
+    states = np.asarray(store.array("state")[:], dtype=np.float64)[sampler.indices] if use_state else None
+    return actions, states
+
+
+@dataclass(frozen=True)
+class WindowStatistics:
+    """Per-domain action normalization and the (pooled) state statistics fitted on training windows."""
+
+    normalizer: ActionNormalizer
+    state_mean: torch.Tensor
+    state_std: torch.Tensor  # constant dimensions get 1 (as the model uses them)
+    state_dim: int
+
+
+def fit_window_statistics(
+    actions: dict[str, np.ndarray],
+    states: Sequence[np.ndarray],
+    gripper_dims: Sequence[int],
+    normalization: str = "gaussian",
+    normalize_gripper: bool = False,
+) -> WindowStatistics:
+    """Fit the action normalizer per domain and the state mean/std over all given states (none: no state).
+
+    The one place remix-weights (`prepare_data`) and remix-select fit their preprocessing, so the proxy
+    remix-select trains sees windows exactly as remix-weights would."""
+    normalizer = ActionNormalizer.fit(actions, normalization, tuple(gripper_dims), normalize_gripper)  # type: ignore[arg-type]
+    if not states:
+        return WindowStatistics(normalizer, torch.zeros(1), torch.ones(1), 0)
+    all_states = np.concatenate(list(states))
+    if not np.all(np.isfinite(all_states)):
+        raise RemixError("state arrays contain NaN/inf; clean the stores")
+    std = torch.tensor(all_states.std(0), dtype=torch.float32)
+    return WindowStatistics(normalizer, torch.tensor(all_states.mean(0), dtype=torch.float32),
+                            torch.where(std < 1e-6, torch.ones_like(std), std), all_states.shape[1])
+
+
 def prepare_data(
     domains: Sequence[DomainSource],
     spec: WindowSpec,
@@ -142,49 +198,18 @@ def prepare_data(
     binner = ActionBinner(bins, n_bins)  # type: ignore[arg-type]
     train_samplers, val_samplers, actions, val_actions, states = [], [], {}, {}, []
     gripper_dims: tuple[int, ...] = ()
-    splits = split_domains(domains, val_fraction, seed)
-    for k, domain in enumerate(domains):
+    for domain, (train_episodes, val_episodes) in zip(domains, split_domains(domains, val_fraction, seed)):
         store = EpisodeStore.open(domain.path)
         gripper_dims = store.gripper_dims
-        if spec.use_state and "state" not in store.keys:
-            raise ConfigError(f"{store.path} has no state; set model.use_state=false and use cameras")
-        missing = [c for c in spec.cameras if f"images/{c}" not in store.keys]
-        if missing:
-            raise ConfigError(
-                f"{store.path} has no cameras {missing}; it has {list(store.cameras)} (set model.cameras)"
-            )
-        train_episodes, val_episodes = splits[k]
-        train_mask = np.zeros(store.num_episodes, dtype=bool)
-        val_mask = np.zeros(store.num_episodes, dtype=bool)
-        train_mask[train_episodes] = True
-        val_mask[val_episodes] = True
-        obs_keys = (("state",) if spec.use_state else ()) + tuple(f"images/{c}" for c in spec.cameras)
-        make = lambda mask, store=store, obs_keys=obs_keys: WindowSampler(  # noqa: E731
-            store,
-            n_obs=spec.n_obs,
-            horizon=spec.horizon,
-            obs_keys=obs_keys,
-            goal_keys=obs_keys,
-            episode_mask=mask,
-        )
-        train_samplers.append(make(train_mask))
-        val_samplers.append(make(val_mask))
-        steps = train_samplers[-1].indices
-        all_actions = np.asarray(store.array("action")[:], dtype=np.float64)
-        actions[domain.name] = all_actions[steps]
-        val_actions[domain.name] = all_actions[val_samplers[-1].indices]
-        if spec.use_state:
-            states.append(np.asarray(store.array("state")[:], dtype=np.float64)[steps])
-    normalizer = ActionNormalizer.fit(actions, normalization, gripper_dims, normalize_gripper)  # type: ignore[arg-type]
-    if spec.use_state:
-        all_states = np.concatenate(states)
-        if not np.all(np.isfinite(all_states)):
-            raise RemixError("state arrays contain NaN/inf; clean the stores")
-        state_mean = torch.tensor(all_states.mean(0), dtype=torch.float32)
-        state_std = torch.tensor(all_states.std(0), dtype=torch.float32)
-        state_dim = all_states.shape[1]
-    else:
-        state_mean, state_std, state_dim = torch.zeros(1), torch.ones(1), 0
+        check_store(store, spec)
+        train_samplers.append(window_sampler(store, train_episodes, spec))
+        val_samplers.append(window_sampler(store, val_episodes, spec))
+        actions[domain.name], train_states = window_arrays(store, train_samplers[-1], spec.use_state)
+        val_actions[domain.name], _ = window_arrays(store, val_samplers[-1], False)
+        if train_states is not None:
+            states.append(train_states)
+    stats = fit_window_statistics(actions, states, gripper_dims, normalization, normalize_gripper)
+    normalizer = stats.normalizer
     names = [d.name for d in domains]
     marginals = {}
     for name in names:
@@ -202,10 +227,10 @@ def prepare_data(
         spec=spec,
         train=EncodedWindows(train_samplers, names, normalizer, binner, spec),
         val=EncodedWindows(val_samplers, names, normalizer, binner, spec),
-        state_mean=state_mean,
-        state_std=state_std,
+        state_mean=stats.state_mean,
+        state_std=stats.state_std,
         action_dim=normalizer.action_dim,
-        state_dim=state_dim,
+        state_dim=stats.state_dim,
         marginal_nll=marginals,
     )
 

@@ -20,7 +20,15 @@ from scipy.cluster.vq import kmeans2
 
 from remix.common.errors import ConfigError, RemixError
 from remix.core.actions import ActionBinner, ActionNormalizer
-from remix.core.dataset import Batch, EncodedWindows, WindowSpec
+from remix.core.dataset import (
+    Batch,
+    EncodedWindows,
+    WindowSpec,
+    check_store,
+    fit_window_statistics,
+    window_arrays,
+    window_sampler,
+)
 from remix.data.domains import DomainSource, discover_domains
 from remix.data.sampler import WindowSampler, split_episodes
 from remix.data.store import EpisodeStore
@@ -92,35 +100,11 @@ def make_units(domains: Sequence[DomainSource], unit: str, segment_steps: int) -
     return units
 
 
-def _obs_keys(settings: SelectSettings) -> tuple[str, ...]:
-    return (("state",) if settings.model.use_state else ()) + tuple(f"images/{c}" for c in settings.model.cameras)
-
-
-def _sampler(store: EpisodeStore, episodes: Sequence[int], settings: SelectSettings) -> WindowSampler:
-    mask = np.zeros(store.num_episodes, dtype=bool)
-    mask[list(episodes)] = True
-    keys = _obs_keys(settings)
-    return WindowSampler(store, n_obs=settings.model.n_obs, horizon=settings.model.horizon, obs_keys=keys, goal_keys=keys,
-                         episode_mask=mask)
-
-
-def _check_store(store: EpisodeStore, settings: SelectSettings) -> None:
-    if settings.model.use_state and "state" not in store.keys:
-        raise ConfigError(f"{store.path} has no state; set model.use_state=false and give model.cameras")
-    missing = [c for c in settings.model.cameras if f"images/{c}" not in store.keys]
-    if missing:
-        raise ConfigError(f"{store.path} has no cameras {missing}; it has {list(store.cameras)} (set model.cameras)")
-
-
 def _window_steps(sampler: WindowSampler) -> tuple[np.ndarray, np.ndarray]:
     """(episode, step within episode) of every window of a sampler."""
     episodes = sampler.episode_of_sample
     starts = np.concatenate([[0], sampler.episode_ends[:-1]])[episodes]
     return episodes, sampler.indices - starts
-
-
-def _actions(store: EpisodeStore, sampler: WindowSampler) -> np.ndarray:
-    return np.asarray(store.array("action")[:], dtype=np.float64)[sampler.indices]
 
 
 def _split_target(settings: SelectSettings) -> list[tuple[str, EpisodeStore, np.ndarray, np.ndarray]]:
@@ -201,40 +185,36 @@ def load_selection_data(settings: SelectSettings) -> SelectionData:
     starts_of: dict[tuple[str, int], list[int]] = {}
     for u in units:
         starts_of.setdefault((u.domain, u.episode), []).append(u.start)
+
+    def add(name: str, store: EpisodeStore, sampler: WindowSampler) -> None:
+        actions[name], sampler_states = window_arrays(store, sampler, spec.use_state)
+        if sampler_states is not None:
+            states.append(sampler_states)
+
     for d in domains:
         store = EpisodeStore.open(d.path)
-        _check_store(store, settings)
+        check_store(store, spec)
         gripper = store.gripper_dims
-        sampler = _sampler(store, d.episodes, settings)
-        prior_samplers.append(sampler)
-        actions[d.name] = _actions(store, sampler)
-        if settings.model.use_state:
-            states.append(np.asarray(store.array("state")[:], dtype=np.float64)[sampler.indices])
-        for e, t in zip(*_window_steps(sampler)):
+        prior_samplers.append(window_sampler(store, d.episodes, spec))
+        add(d.name, store, prior_samplers[-1])
+        for e, t in zip(*_window_steps(prior_samplers[-1])):
             seg_starts = np.asarray(starts_of[(d.name, int(e))])
             start = int(seg_starts[np.searchsorted(seg_starts, t, side="right") - 1])
             unit_ids.append(index[(d.name, int(e), start)])
     train_samplers, held_samplers = [], []
     for name, store, train, held in targets:
-        _check_store(store, settings)
-        train_samplers.append(_sampler(store, train, settings))
-        held_samplers.append(_sampler(store, held, settings))
-        actions[name] = _actions(store, train_samplers[-1])
-        if settings.model.use_state:
-            states.append(np.asarray(store.array("state")[:], dtype=np.float64)[train_samplers[-1].indices])
-    normalizer = ActionNormalizer.fit(actions, "gaussian", gripper)  # type: ignore[arg-type]
+        check_store(store, spec)
+        train_samplers.append(window_sampler(store, train, spec))
+        held_samplers.append(window_sampler(store, held, spec))
+        add(name, store, train_samplers[-1])
+    # the same preprocessing remix-weights fits (remix.core.dataset), on the prior and target training windows
+    stats = fit_window_statistics(actions, states, gripper)
+    normalizer, state_mean, state_std = stats.normalizer, stats.state_mean, stats.state_std
     binner = ActionBinner("gaussian", settings.proxy.n_bins)
     target_names = [t[0] for t in targets]
     prior = _encode(prior_samplers, [d.name for d in domains], normalizer, binner, spec)
     target_train = _encode(train_samplers, target_names, normalizer, binner, spec)
     target_heldout = _encode(held_samplers, target_names, normalizer, binner, spec)
-    if settings.model.use_state:
-        all_states = np.concatenate(states)
-        state_mean = torch.tensor(all_states.mean(0), dtype=torch.float32)
-        std = torch.tensor(all_states.std(0), dtype=torch.float32)
-        state_std = torch.where(std < 1e-6, torch.ones_like(std), std)
-    else:
-        state_mean, state_std = torch.zeros(1), torch.ones(1)
     camera = settings.model.cameras[0] if settings.retrieval == "visual" else None
     features = window_features(prior, binner, state_mean, state_std, camera)
     target_features = window_features(target_train, binner, state_mean, state_std, camera)
@@ -253,7 +233,7 @@ def load_selection_data(settings: SelectSettings) -> SelectionData:
         target_features=target_features,
         unit_embedding=embedding,
         action_dim=normalizer.action_dim,
-        state_dim=len(state_mean) if settings.model.use_state else 0,
+        state_dim=stats.state_dim,
         state_mean=state_mean,
         state_std=state_std,
         target_names=tuple(target_names),
