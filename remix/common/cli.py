@@ -127,6 +127,51 @@ def _type_problem(error: BaseException) -> str | None:
     return f"{cause.full_key}: {cause.msg.splitlines()[0]}"
 
 
+_NOT_A_LIST = re.compile(r"Invalid value assigned: (\w+) is not a ListConfig")
+
+
+def _list_key(error: BaseException, given: str | None = None) -> str | None:
+    """The key of a list setting that was given one bare value (`data.paths=x.zarr`), if that is the error;
+    with `given`, only when that value was of this type (str for a string)."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    found = None if cause is None else _NOT_A_LIST.search(str(getattr(cause, "msg", "")))
+    if cause is None or found is None or not getattr(cause, "full_key", None):
+        return None
+    return str(cause.full_key) if given is None or found.group(1) == given else None
+
+
+def _override_index(args: Sequence[str], key: str) -> int | None:
+    for index, arg in enumerate(args):
+        if not arg.startswith("-") and "=" in arg and arg.split("=", 1)[0].lstrip("+~") == key:
+            return index
+    return None
+
+
+def single_items_as_lists(config_name: str, args: Sequence[str]) -> list[str]:
+    """`key=value` for a list setting given one string means `key=[value]` (`data.paths=x.zarr`,
+    `data.cotrain=d.zarr`, `model.cameras=cam0`, ...): a list of one is what the user meant, and hydra's own
+    message ("str is not a ListConfig") does not say what to type. A bare number for a list of numbers is
+    left alone (`check_overrides` then names the fix: `model.image_size=[32]`)."""
+    args = list(args)
+    for _ in range(len(args)):
+        try:
+            with initialize_config_module(CONFIG_MODULE, version_base=None):
+                compose(config_name, overrides=_overrides(args))
+            return args
+        except (HydraException, OmegaConfBaseException) as error:
+            key = _list_key(error, given="str")
+            index = None if key is None else _override_index(args, key)
+            if key is None or index is None:
+                return args
+            name, _, value = args[index].partition("=")
+            if not value or value.startswith("["):
+                return args
+            args[index] = f"{name}=[{value}]"
+    return args
+
+
 def check_overrides(config_name: str, overrides: Sequence[str]) -> str | None:
     """Compose the config with the user's overrides; return a one-line reason if that fails."""
     program = Path(sys.argv[0]).name
@@ -139,6 +184,11 @@ def check_overrides(config_name: str, overrides: Sequence[str]) -> str | None:
         with initialize_config_module(CONFIG_MODULE, version_base=None):
             compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
+        listed = _list_key(error)
+        index = None if listed is None else _override_index(overrides, listed)
+        if listed is not None and index is not None:
+            value = overrides[index].split("=", 1)[1]
+            return f"{listed} must be a list: write {listed}=[{value}] (run {program} --help to see its settings)"
         typed = _type_problem(error)
         if typed:
             return f"{typed} (run {program} --help to see its settings)"
@@ -183,6 +233,10 @@ def hydra_main(
             sys.argv = [sys.argv[0], *_rewrite_argv(sys.argv[1:], positional)]
             if not any(arg.split("=")[0] in _SKIP_PRECHECK for arg in sys.argv[1:]):
                 problem = check_overrides(config_name, _overrides(sys.argv[1:]))
+                listed = None if problem is None else single_items_as_lists(config_name, sys.argv[1:])
+                if listed is not None and listed != sys.argv[1:]:  # data.paths=x.zarr: a list of one
+                    sys.argv = [sys.argv[0], *listed]
+                    problem = check_overrides(config_name, _overrides(listed))
                 if problem:
                     print(f"error: {problem}", file=sys.stderr, flush=True)
                     sys.exit(2)
