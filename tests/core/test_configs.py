@@ -134,3 +134,24 @@ def test_remix_report_keeps_its_db_input() -> None:
     from remix.common.cli import check_overrides
 
     assert check_overrides("report", ["db=evals/trials.sqlite"]) is None
+
+
+def test_remix_data_import_keys_are_the_typed_import_options_with_no_defaults_of_their_own() -> None:
+    """remix-data's import keys mirror ImportOptions one to one and hold only None ("not given"), so each import
+    default lives once, in ImportOptions (a preset, then the CLI value, go on top)."""
+    import dataclasses
+
+    from remix.common.config import defaults_of
+    from remix.data.cli import DataCommand
+    from remix.data.importers.options import FieldRule, Filters, ImportOptions
+
+    cli = defaults_of(DataCommand)
+    options = [f.name for f in dataclasses.fields(ImportOptions)]
+    assert set(options) <= set(cli), sorted(set(options) - set(cli))
+    nested = {"domain": [f.name.rstrip("_") for f in dataclasses.fields(FieldRule)],
+              "filters": [f.name for f in dataclasses.fields(Filters)]}
+    for name in options:
+        if name in nested:
+            assert cli[name] == dict.fromkeys(nested[name]), name
+        else:
+            assert cli[name] is None, f"DataCommand.{name} has a default of its own: {cli[name]!r}"
