@@ -29,7 +29,7 @@ from remix.core.dataset import (
     window_arrays,
     window_sampler,
 )
-from remix.data.domains import DomainSource, discover_domains
+from remix.data.domains import DomainSource, discover_domains, store_stem
 from remix.data.sampler import WindowSampler, split_episodes
 from remix.data.store import EpisodeStore
 from remix.select.config import SelectSettings
@@ -116,7 +116,7 @@ def _split_target(settings: SelectSettings) -> list[tuple[str, EpisodeStore, np.
             raise RemixError(f"target {store.path} has {store.num_episodes} episodes; the target needs at least 2 "
                              "(some are held out to measure the target loss)")
         train, held = split_episodes(store.num_episodes, settings.heldout, settings.seed + 7919 * k)
-        parts.append((store.path.name.removesuffix(".zarr"), store, np.flatnonzero(train), np.flatnonzero(held)))
+        parts.append((store_stem(store.path), store, np.flatnonzero(train), np.flatnonzero(held)))
     return parts
 
 
