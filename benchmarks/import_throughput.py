@@ -7,7 +7,9 @@ Writes a synthetic RLDS dataset in Bridge V2's schema (the feature tree of tests
 tf.train.Example encoding TFRecord uses, then times (1) read + parse + decode + resize of both cameras to
 224x224 (the pure-Python RLDS path, no store), and (2) the whole import into an episode store. It prints
 steps/s, steps/s per core (one process = one core here: OMP_NUM_THREADS=1, cv2 single-threaded) and the
-store's bytes per frame and files per 10k frames.
+store's bytes per frame and files per 10k frames. The writer runs both ways in the same run, image chunks
+written directly (`EpisodeStore.direct_image_writes`, the default) and through zarr's pipeline (the writer
+before), and the ratio is printed.
 """
 
 from __future__ import annotations
@@ -130,15 +132,32 @@ def main() -> None:
         decode, decode_cpu = time.perf_counter() - started, time.process_time() - cpu
         print(f"parse + decode + resize to 224x224 (no store), 1 process: {steps / decode:.0f} steps/s wall, "
               f"{steps / decode_cpu:.0f} steps per CPU-second (= per core)")
-        for shard_frames in (0, args.shard_frames):
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        walls: dict[bool, list[float]] = {False: [], True: []}
+        # zarr / direct / direct / zarr: each writer path runs once early and once late, so that the page-cache
+        # writeback of earlier runs and the machine's other load weigh on both alike
+        runs = ((0, False), (0, True), (0, True), (0, False), (args.shard_frames, True))
+        for number, (shard_frames, direct) in enumerate(runs):
             options.shard_frames = shard_frames
-            out = work / f"out{shard_frames}.zarr"
+            EpisodeStore.direct_image_writes = direct  # False: every chunk through zarr (the writer before the direct path)
+            out = work / f"out{number}.zarr"
             started, cpu = time.perf_counter(), time.process_time()
             result = import_dataset(src, out, options, progress=False)
             total, total_cpu = time.perf_counter() - started, time.process_time() - cpu
             layout = f"{shard_frames} frames per shard" if shard_frames else "one frame per chunk file (today's layout)"
-            print(f"full import, {layout}, workers={args.workers}: {result.steps / total:.0f} steps/s wall, "
+            writer = "chunk files written directly" if direct and not shard_frames else "chunks through zarr"
+            print(f"full import, {layout}, {writer}, workers={args.workers}: {result.steps / total:.0f} steps/s wall, "
                   f"{result.steps / total_cpu:.0f} steps per CPU-second of the writer process")
+            if not shard_frames:
+                rates[direct].append(result.steps / total_cpu)
+                walls[direct].append(result.steps / total)
+                if len(rates[False]) == 2:
+                    ratio, wall_ratio = sum(rates[True]) / sum(rates[False]), sum(walls[True]) / sum(walls[False])
+                    print(f"  direct chunk writes vs zarr's pipeline, same run (2 runs each): {ratio:.2f}x steps per "
+                          f"CPU-second, {wall_ratio:.2f}x steps/s wall")
+            if number in (1, 2):  # the layout of run 0, whose sizes and window reads are printed
+                shutil.rmtree(out)
+                continue
             files = [p for p in (out / "data" / "images").rglob("*") if p.is_file()]
             frames = result.steps * 2
             print(f"  store: {sum(p.stat().st_size for p in files) / frames / 1e3:.1f} kB per 224x224 frame, "
