@@ -108,9 +108,9 @@ def run_rollout(
     call = PolicyCaller(settings.policy_timeout_s)
     try:
         reason, fault = _policy_call(call, "reset", policy.reset, goal)
-    except BaseException:
-        robot.stop()
+    except BaseException as error:
         call.close()
+        _halt(robot, error)
         raise
     if video is not None:
         video.write(tile_frames(observation.images, settings.video_cameras))
@@ -144,9 +144,9 @@ def run_rollout(
                     break
                 if video is not None:
                     video.write(tile_frames(observation.images, settings.video_cameras))
-    except BaseException:
-        robot.stop()  # a setup error from the policy or Ctrl-C mid-trial: halt first, then let the caller drop the trial
+    except BaseException as error:  # a setup error, a lost robot server or Ctrl-C mid-trial: halt, drop the trial
         call.close()
+        _halt(robot, error)
         raise
     robot.stop()  # hold wherever the trial ended (also when the policy stalled or failed); the next reset clears it
     call.close()
@@ -157,6 +157,16 @@ def run_rollout(
         fault=fault, late_steps=rate.late_ticks if rate is not None else 0, watchdog_trips=robot.events.watchdog_trips - trips_before,
         frames=video.frames if video is not None else 0,
     )
+
+
+def _halt(robot: Robot, error: BaseException) -> None:
+    """Stop the arm before `error` goes up; if the stop fails too (a frozen robot server), say so in one line."""
+    try:
+        robot.stop()
+    except RemixError as stop_error:
+        if isinstance(error, RemixError):
+            raise RemixError(f"{error}; the stop did not get through either ({stop_error})") from error
+        raise stop_error from error
 
 
 class PolicyStalled(Exception):

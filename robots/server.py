@@ -36,6 +36,15 @@ def observation_from_wire(message: dict[str, Any]) -> Observation:
                        timestamps={k: float(v) for k, v in message["timestamps"].items()})
 
 
+def observation_budget_s(robot: Robot) -> float:
+    """How long `get_observation` may legitimately take here beyond a control period: camera reads that time out
+    and are retried (a client that gave up sooner would see a silent server instead of the camera's RobotFault)."""
+    if not robot.observation_spec.cameras:
+        return 0.0
+    timeout = float(getattr(robot, "camera_timeout_s", 0.0) or 0.0)
+    return timeout * (int(getattr(robot, "camera_retries", 0) or 0) + 1)
+
+
 def event_counters(robot: Robot) -> dict[str, int]:
     return {f.name: getattr(robot.events, f.name) for f in dataclasses.fields(robot.events) if f.name != "messages"}
 
@@ -85,6 +94,8 @@ class RobotServer:
             "simulated": isinstance(robot, SimulatedRobot),
             "tasks": list(robot.tasks) if isinstance(robot, SimulatedRobot) else [],
             "stop_port": self.stop_rpc.port,
+            "observation_budget_s": observation_budget_s(robot),
+            "action_time_s": max(robot.period_s, float(getattr(robot, "moving_time_s", 0.0) or 0.0)),
         }
 
     def stop(self) -> None:

@@ -63,6 +63,10 @@ class RpcTimeout(RpcError):
     """No reply within the timeout."""
 
 
+class RpcServerGone(RpcTimeout):
+    """No reply, and the server's liveness check failed as well (`RpcClient.call_while_alive`)."""
+
+
 class RpcSessionError(RpcError):
     """The server restarted (new session nonce): the client says hello again and retries."""
 
@@ -375,6 +379,19 @@ class RpcClient:
 
     def call(self, method: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
         """Call `method(*args, **kwargs)` on the server; the server drops it once older than the timeout."""
+        return self._call(method, args, kwargs, timeout_s, None, 0.0)
+
+    def call_while_alive(self, method: str, *args: Any, timeout_s: float, alive: Callable[[], bool], check_s: float,
+                         **kwargs: Any) -> Any:
+        """`call`, but give up early when the server is dead rather than busy: every `check_s` without a reply,
+        `alive()` is asked (e.g. a ping on another channel of the same server) and a False ends the wait.
+
+        For read-only calls that may legitimately take long (a camera read with retries): a frozen server is
+        noticed after `check_s` plus one `alive()`, a slow one still gets its whole `timeout_s`."""
+        return self._call(method, args, kwargs, timeout_s, alive, float(check_s))
+
+    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float | None,
+              alive: Callable[[], bool] | None, check_s: float) -> Any:
         body = pack({"method": method, "args": list(args), "kwargs": kwargs})
         if len(body) > self.max_message_bytes:
             raise RpcError(f"{method!r} message is {len(body) / 2**20:.1f} MiB, over the {self.max_message_bytes / 2**20:g} "
@@ -384,13 +401,14 @@ class RpcClient:
             if self._nonce is None:
                 self._nonce = self._exchange(_HELLO, b"", timeout)["nonce"]
             try:
-                reply = self._exchange(method, body, timeout)
+                reply = self._exchange(method, body, timeout, alive, check_s)
             except RpcSessionError:  # the server restarted: learn its new nonce and send once more
                 self._nonce = self._exchange(_HELLO, b"", timeout)["nonce"]
-                reply = self._exchange(method, body, timeout)
+                reply = self._exchange(method, body, timeout, alive, check_s)
         return reply
 
-    def _exchange(self, method: str, body: bytes, timeout: float) -> Any:
+    def _exchange(self, method: str, body: bytes, timeout: float, alive: Callable[[], bool] | None = None,
+                  check_s: float = 0.0) -> Any:
         hello = method == _HELLO
         counter = 0 if hello else self._counter + 1
         if not hello:
@@ -400,10 +418,21 @@ class RpcClient:
                        bytes(16) if hello else (self._nonce or bytes(16)), body)
         socket = self._connect()
         socket.send(frame)
-        if not socket.poll(int(timeout * 1000), zmq.POLLIN):
-            self._drop_socket()  # a REQ socket without its reply is stuck; start over next call
-            raise RpcTimeout(f"no reply from {self.address} to {method!r} within {timeout:g} s; is the server "
-                             "running and reachable (host, port, firewall)?")
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            wait = remaining if alive is None or check_s <= 0 else min(remaining, check_s)
+            if remaining > 0 and socket.poll(max(1, int(wait * 1000)), zmq.POLLIN):
+                break
+            if time.monotonic() >= deadline:
+                self._drop_socket()  # a REQ socket without its reply is stuck; start over next call
+                raise RpcTimeout(f"no reply from {self.address} to {method!r} within {timeout:g} s; is the server "
+                                 "running and reachable (host, port, firewall)?")
+            if alive is not None and not alive():
+                self._drop_socket()
+                raise RpcServerGone(f"no reply from {self.address} to {method!r} after {time.monotonic() - start:.2f} s "
+                                    "and the server no longer answers at all (frozen, crashed or unreachable)")
         return self._read_reply(socket.recv(), method, counter)
 
     def _read_reply(self, frame: bytes, method: str, counter: int) -> Any:

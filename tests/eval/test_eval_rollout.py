@@ -144,3 +144,46 @@ def test_a_stalled_policy_is_held_by_the_watchdog_and_counted_late():
     result = rollout(robot, Stalls(FORWARD), RolloutSettings(time_limit_s=5.0, max_steps=5))
     assert result.watchdog_trips >= 1 and result.late_steps >= 1
     assert len(result.steps) == 5  # the trial carries on once the policy answers again
+
+
+def test_a_frozen_remote_robot_server_ends_the_trial_within_a_period_and_the_arm_stays_stopped():
+    """Finding 4: remix-eval robot=remote took ~25 s to notice a frozen server. The main channel freezes
+    mid-trial (its handler blocks); the per-step deadline (period + step_margin_s) ends the trial at once,
+    the stop still reaches the arm on the stop channel, and the frozen action is dropped when it resumes."""
+    from robots.remote import RemoteRobot
+    from robots.server import RobotServer
+
+    arm = MockRobot(control_mode="rate", control_hz=10.0)
+    arm.connect()
+    frozen, release = threading.Event(), threading.Event()
+    with RobotServer(arm, port=0, token="tok").start() as server:
+        handler = server.rpc.handlers["send_action"]
+
+        def freezes(action):
+            if frozen.is_set():
+                release.wait(10)  # the server is stuck (SIGSTOP, a hung driver...) until the test lets it go
+            return handler(action)
+
+        server.rpc.handlers["send_action"] = freezes
+        with RemoteRobot(server.rpc.address, token="tok") as robot:
+            first = robot.reset(seed=0)
+
+            class FreezesTheServer(ConstantPolicy):
+                def act(self, observation):
+                    if self.calls == 3:
+                        frozen.set()
+                    return super().act(observation)
+
+            began = time.monotonic()
+            with pytest.raises(RemixError, match=r"did not answer 'send_action' for 0\.[56]\d s \(deadline 0.60 s") as error:
+                run_rollout(robot, FreezesTheServer(FORWARD), first, first, ScriptedInput(),
+                            RolloutSettings(time_limit_s=30.0))
+            assert time.monotonic() - began < 0.3 + 0.6 + 0.6  # three steps, then one step deadline
+            assert "\n" not in str(error.value) and "stop did not get through" not in str(error.value)
+            assert arm.stopped, "the stop went through the stop channel while the main channel was frozen"
+            held = arm.get_observation().state[:3].copy()
+            release.set()
+            time.sleep(0.3)  # the frozen action is handled now: dropped (sent before the stop)
+            np.testing.assert_allclose(arm.get_observation().state[:3], held, atol=1e-9)
+            assert server.dropped_actions + server.rpc.stale >= 1
+    arm.disconnect()

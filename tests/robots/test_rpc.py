@@ -242,3 +242,18 @@ def test_a_request_that_waited_past_its_deadline_is_dropped(server: RpcServer) -
         blocker.join()
         time.sleep(0.2)
     assert ran == [] and server.stale == 1
+
+
+def test_call_while_alive_waits_for_a_slow_server_and_gives_up_early_on_a_dead_one(server: RpcServer) -> None:
+    with RpcClient(server.address, token="secret") as client:
+        checks: list[float] = []
+        began = time.monotonic()
+        assert client.call_while_alive("slow", 0.5, timeout_s=3.0, alive=lambda: checks.append(1) or True,
+                                       check_s=0.1) == "done"  # busy but alive: the whole budget is available
+        assert len(checks) >= 2 and time.monotonic() - began < 1.5
+        began = time.monotonic()
+        with pytest.raises(RpcTimeout, match="no longer answers"):
+            client.call_while_alive("slow", 2.0, timeout_s=3.0, alive=lambda: False, check_s=0.2)
+        assert time.monotonic() - began < 0.6  # noticed after one check, not after the 3 s budget
+        time.sleep(2.0)  # let the server finish the abandoned call
+        assert client.call("echo", 7) == 7  # the client rebuilt its socket
