@@ -86,7 +86,7 @@ def test_remix_train_on_imported_lerobot(tmp_path, monkeypatch, version):
 
 
 @pytest.mark.slow
-def test_remix_weights_and_train_on_imported_replay_buffer(tmp_path, monkeypatch):
+def test_remix_weights_on_imported_replay_buffer(tmp_path, monkeypatch):
     """Push-T style buffer (absolute 2-d actions, no per-episode fields): two domains = the buffer at 10 Hz and,
     strided, at 5 Hz."""
     buffer = FIXTURES / "replay_buffer" / "pusht_mini.zarr"
@@ -96,6 +96,11 @@ def test_remix_weights_and_train_on_imported_replay_buffer(tmp_path, monkeypatch
     run("remix-weights", "data.paths=[full.zarr,half.zarr]", "out=w", "model.cameras=[cam0]", *WEIGHTS,
         cwd=tmp_path, monkeypatch=monkeypatch)
     assert list(json.loads((tmp_path / "w" / "weights.json").read_text())["weights"]) == ["full", "half"]
-    run("remix-train", "runs/p", "data.paths=[full.zarr]", "model.cameras=[cam0]", "model.action_dim=2", *TRAIN,
+
+
+@pytest.mark.slow
+def test_remix_train_on_imported_replay_buffer(tmp_path, monkeypatch):
+    import_dataset(FIXTURES / "replay_buffer" / "pusht_mini.zarr", tmp_path / "b.zarr", build_options(REPLAY), progress=False)
+    run("remix-train", "runs/p", "data.paths=[b.zarr]", "model.cameras=[cam0]", "model.action_dim=2", *TRAIN,
         cwd=tmp_path, monkeypatch=monkeypatch)
     assert (tmp_path / "runs/p/checkpoints/step_00000002/model.safetensors").exists()
