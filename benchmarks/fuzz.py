@@ -1,6 +1,6 @@
 """Try the project as a hostile or careless user would, and count what happens.
 
-    OMP_NUM_THREADS=1 python benchmarks/fuzz.py [--threads 1] [--timeout 25] [--only stores,settings,servers]
+    OMP_NUM_THREADS=1 python benchmarks/fuzz.py [--threads 1] [--timeout 25] [--only stores,settings,servers,flood]
 
 Three classes of bad input:
 - stores: a real synthetic store (with images) corrupted in many ways (deleted / truncated / flipped chunks,
@@ -8,7 +8,8 @@ Three classes of bad input:
 - settings: bad values for every console script (wrong types, out of range, huge sizes, outputs pointing at a
   file or an unwritable place, unknown names), run through the real entry points;
 - servers: hostile messages to the robot server and the policy server (garbage, forged or replayed frames,
-  oversized messages, malformed calls, stale requests, a second client hijacking a policy episode).
+  oversized messages, malformed calls, stale requests, a second client hijacking a policy episode);
+- flood: 8 parallel 400 MB messages to a token-protected `remix-robot-server` process; its RSS is reported.
 
 Each case is classified: `clean` (one-line `error:` and a non-zero exit, or an error reply while the server
 keeps serving), `traceback`, `hang` (no answer within the timeout, or a server that stops answering) or
@@ -595,6 +596,78 @@ def _stale_action(server, token: str) -> Result:
     return Result("robot server", "action executed after its deadline", "accepted" if moved else "clean", "")
 
 
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MiB, from /proc (VmRSS, VmHWM)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def oversized_flood(clients: int = 8, megabytes: int = 400) -> tuple[Result, str]:
+    """Issue 14 finding 3: `clients` parallel `megabytes` MB messages to a token-protected `remix-robot-server`
+    (the real console script, in its own process, so its RSS is its own). Before the fix its RSS grew to 3.7 GB;
+    the socket now refuses a message over MAX_MESSAGE_BYTES from its size header, before reading it."""
+    import subprocess
+
+    import zmq
+
+    from remix.common.rpc import RpcClient
+
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's code, as the other cases run it
+    env = {**os.environ, "REMIX_ROBOT_TOKEN": "fuzz-token",
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    command = [sys.executable, "-c", "import sys; sys.argv[0] = 'remix-robot-server'; from robots.server import main; main()"]
+    port = 20000 + os.getpid() % 20000
+    proc = subprocess.Popen([*command, "robot=mock", f"port={port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+        if "serving" not in first:
+            return Result("robot server", "8 parallel 400 MB messages", "hang", f"server did not start: {first.strip()}"), ""
+        with RpcClient(address, token="fuzz-token", timeout_s=10.0) as client:
+            client.call("reset")
+        before, _ = _rss_mb(proc.pid)
+        # one signed frame with a `megabytes` MB body, sent zero-copy by every client (the fuzzer holds it once)
+        frame = _frame("fuzz-token", bytes(megabytes << 20), 1, os.urandom(16), bytes(16))
+        replies = []
+
+        def send() -> None:
+            socket = zmq.Context.instance().socket(zmq.REQ)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.connect(address)
+            try:
+                socket.send(frame, copy=False)
+                replies.append(socket.poll(3000))  # a refused message gets no reply
+            finally:
+                socket.close()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=send) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        peak_seen = before
+        while any(t.is_alive() for t in threads):
+            peak_seen = max(peak_seen, _rss_mb(proc.pid)[0])
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        with RpcClient(address, token="fuzz-token", timeout_s=10.0) as client:
+            alive = "send_action" in client.ping()
+        after, peak = _rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    grew = max(peak, peak_seen) - before
+    figure = (f"robot server RSS under {clients} parallel {megabytes} MB messages (token set): {before:.0f} MiB before, "
+              f"peak {max(peak, peak_seen):.0f} MiB (+{grew:.0f}), {after:.0f} MiB after; {sum(bool(r) for r in replies)} "
+              f"replies; still serving: {'yes' if alive else 'NO'}; {elapsed:.1f} s")
+    outcome = "clean" if alive and grew < 256 and not any(replies) else ("hang" if not alive else "accepted")
+    return Result("robot server", f"{clients} parallel {megabytes} MB messages", outcome, figure), figure
+
+
 # ----------------------------------------------------------------------------------------- report
 def _table(results: list[Result]) -> None:
     by_class: dict[str, Counter] = {}
@@ -612,7 +685,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=25.0, help="seconds per CLI case before it counts as a hang")
-    parser.add_argument("--only", default="stores,settings,servers")
+    parser.add_argument("--only", default="stores,settings,servers,flood")
     parser.add_argument("--verbose", action="store_true", help="print every case, not only the failing ones")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -637,7 +710,13 @@ def main() -> int:
             benign += odd
         if "servers" in only:
             results += fuzz_servers()
+        figure = ""
+        if "flood" in only:
+            flood, figure = oversized_flood()
+            results.append(flood)
     _table(results)
+    if figure:
+        print(figure)
     if benign:
         kept = sum(r.outcome == "accepted" for r in benign)
         print(f"benign inputs (damage a killed writer leaves, 1e308 weights; must succeed): {kept}/{len(benign)} accepted")
