@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--relabel", type=float, default=0.3, help="share of future-frame goals in training")
     parser.add_argument("--image", type=int, default=64, help="camera and model image size (square)")
     parser.add_argument("--no-state", action="store_true", help="images and goal image only (no proprio)")
+    parser.add_argument("--shift", type=float, default=AUGMENT.shift, help="random-shift augmentation (fraction)")
+    parser.add_argument("--camera", default="cam0", help="sim camera the policy sees (cam0: side, overhead)")
+    parser.add_argument("--tag", default="", help="suffix of the checkpoint folder (to compare variants)")
     parser.add_argument("--exec-horizon", type=int, default=4)
     parser.add_argument("--execution", choices=("chunk", "ensemble"), default="chunk")
     parser.add_argument("--max-steps", type=int, default=120, help="step limit of a demo and of a trial")
@@ -75,13 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_robot(task: str, image: int) -> SimRobot:
-    return SimRobot(task=task, cameras={"cam0": (image, image)}, control_mode="blocking", control_hz=CONTROL_HZ,
+def make_robot(task: str, image: int, camera: str = "cam0") -> SimRobot:
+    return SimRobot(task=task, cameras={camera: (image, image)}, control_mode="blocking", control_hz=CONTROL_HZ,
                     max_translation=STEP)
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
-    return replace(MODEL, image_size=(args.image, args.image), use_state=not args.no_state)
+    return replace(MODEL, cameras=(args.camera,), image_size=(args.image, args.image), use_state=not args.no_state)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -89,12 +92,12 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     steps = args.steps or preset["steps"]
     return TrainConfig(steps=steps, batch_size=args.batch_size or preset["batch_size"], lr=1e-3, warmup_steps=100,
                        ema_decay=0.995, num_workers=0, device="cpu", log_every=100, val_every=steps, save_every=steps,
-                       progress=False, augment=AUGMENT)
+                       progress=False, augment=replace(AUGMENT, shift=args.shift))
 
 
 def collect(task: str, args: argparse.Namespace, store: Path) -> dict:
     started = time.monotonic()
-    with make_robot(task, args.image) as robot:
+    with make_robot(task, args.image, args.camera) as robot:
         report = record_expert_demos(robot, store, range(10 * args.demos), args.demos, args.max_steps,
                                      noise=args.noise, overwrite=True)
     return {"demos": report.kept, "expert_failures_in_collection": report.failed,
@@ -105,7 +108,7 @@ def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
     policy = DiffusionPolicy.load(checkpoint, exec_horizon=args.exec_horizon, execution=args.execution)
     expert_ok, policy_ok, steps_used = 0, 0, []
     started = time.monotonic()
-    with make_robot(task, args.image) as robot:
+    with make_robot(task, args.image, args.camera) as robot:
         for trial in range(args.trials):
             seed = EVAL_SEED_BASE + trial
             demo = run_expert_episode(robot, seed, args.max_steps)  # this scene's goal: the expert's success frame
@@ -130,7 +133,7 @@ def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
 
 
 def run_task(task: str, args: argparse.Namespace) -> dict:
-    root = args.out / task
+    root = args.out / f"{task}_{args.camera}_{args.image}px"
     store = root / "demos.zarr"
     result: dict = {"task": task}
     if args.fresh or not (root / "collect.json").exists():
@@ -138,7 +141,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict:
         (root / "collect.json").write_text(json.dumps(collect(task, args, store)))
     result.update(json.loads((root / "collect.json").read_text()))
     config = train_config(args)
-    run_dir = root / f"policy_{args.preset}_{config.steps}"
+    run_dir = root / f"policy_{args.preset}_{config.steps}{args.tag}"
     if args.fresh or not (run_dir / "train.json").exists():
         started, cpu_started = time.monotonic(), time.process_time()
         mixture = MixtureConfig(paths=(str(store),), val_fraction=0.0, goal_relabel=args.relabel)

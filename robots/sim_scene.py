@@ -95,12 +95,12 @@ def build_scene_xml(table_center: tuple[float, float], table_half: tuple[float, 
       <geom name="palm" type="box" pos="0 0 0.045" size="0.02 0.055 0.012" mass="0.3" rgba=".2 .2 .22 1"/>
       <geom name="wrist" type="cylinder" pos="0 0 0.09" size="0.018 0.035" mass="0.2" rgba=".25 .25 .28 1"/>
       <body name="left_finger" pos="0 0.005 0">
-        <joint name="left_finger" type="slide" axis="0 1 0" range="0 {FINGER_TRAVEL}" damping="2"/>
+        <joint name="left_finger" type="slide" axis="0 1 0" range="0 {FINGER_TRAVEL}" damping="5"/>
         <geom name="left_finger" type="box" pos="0 0.005 0.012" size="0.011 0.005 0.022" mass="0.02"
               friction="2 0.02 0.001" condim="4" rgba=".1 .1 .1 1"/>
       </body>
       <body name="right_finger" pos="0 -0.005 0">
-        <joint name="right_finger" type="slide" axis="0 -1 0" range="0 {FINGER_TRAVEL}" damping="2"/>
+        <joint name="right_finger" type="slide" axis="0 -1 0" range="0 {FINGER_TRAVEL}" damping="5"/>
         <geom name="right_finger" type="box" pos="0 -0.005 0.012" size="0.011 0.005 0.022" mass="0.02"
               friction="2 0.02 0.001" condim="4" rgba=".1 .1 .1 1"/>
       </body>
@@ -116,8 +116,8 @@ def build_scene_xml(table_center: tuple[float, float], table_half: tuple[float, 
     <exclude body1="left_finger" body2="right_finger"/>  <!-- closing on nothing overshoots; touching fingers then lock -->
   </contact>
   <actuator>
-    <position name="left_finger" joint="left_finger" kp="400" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-20 20"/>
-    <position name="right_finger" joint="right_finger" kp="400" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-20 20"/>
+    <position name="left_finger" joint="left_finger" kp="100" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-20 20"/>
+    <position name="right_finger" joint="right_finger" kp="100" ctrlrange="0 {FINGER_TRAVEL}" forcerange="-20 20"/>
   </actuator>
 </mujoco>
 """

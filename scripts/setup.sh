@@ -18,5 +18,5 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned to the build this lab image ships; any torch>=2.4 works (pyproject says so).
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${TORCHVISION_VERSION:-0.29.1}"
-.venv/bin/python -m pip install -q ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev]"
 echo "setup done: $(.venv/bin/python -c 'import remix, torch; print("remix", remix.__version__, "torch", torch.__version__)')"
