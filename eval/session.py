@@ -171,7 +171,10 @@ class EvalSession:
             time_limit_s=settings.rollout.time_limit_s, seed=settings.seed, blind=settings.blind,
             operator=settings.operator_name, config=dict(config or {}),
         )
+        earlier = log.session(settings.name)
         self.session, self.resumed = log.start_session(spec, blind_labels(list(policies), settings.seed))
+        if earlier is not None and not self.resumed:  # it ended before its first trial: nothing of it was kept
+            operator.say(f"session {settings.name!r} had no finished trial; starting it afresh with these settings")
         self.media_dir = log.root / f"{log.path.stem}_media" / slug(self.session.name)
         self._goals: dict[str, Observation] = {}
         self._is_sim: bool | None = None

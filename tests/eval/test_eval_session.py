@@ -272,3 +272,14 @@ def test_a_policy_that_raises_is_logged_as_a_failed_trial_and_ends_the_session(t
         assert [(r.outcome, r.end_reason, r.labelled_by) for r in rows] == [
             ("success", "time_limit", "operator"), ("failure", "policy_error", "harness")]
         assert "IndexError" in rows[1].notes and log.resolve(rows[1].video_path).exists()
+
+
+def test_a_session_that_failed_before_its_first_trial_is_started_afresh_with_new_settings(tmp_path):
+    with TrialLog.create(tmp_path / "t.sqlite") as log:
+        with pytest.raises(RemixError, match="no answer left"):  # the operator walked away during the goal capture
+            run(log, MockRobot(control_hz=50.0), {"p": ConstantPolicy(FORWARD)}, [], tasks=("typo",))
+        outcome, operator = run(log, MockRobot(control_hz=50.0), {"p": ConstantPolicy(FORWARD)},
+                                answers_for(1, "s", goals=1), tasks=("a",), trials=1)
+        assert not outcome.resumed and outcome.trials_run == 1
+        assert any("starting it afresh" in m for m in operator.messages)
+        assert [(r.task, r.outcome) for r in log.trials()] == [("a", "success")]
