@@ -56,7 +56,8 @@ class RemoteRobot(Robot):
         for key, value in (("timeout_s", self.timeout_s), ("step_margin_s", self.step_margin_s),
                            ("step_timeout_s", self._step_timeout_s)):
             if value is not None and not (value > 0 if key != "step_margin_s" else value >= 0):
-                raise ConfigError(f"robot.{key}={value} must be a positive number of seconds")
+                raise ConfigError(f"robot.{key}={value} must be {'>= 0' if key == 'step_margin_s' else 'positive'} "
+                                  "(seconds)")
         self._unresponsive = False  # the main channel just missed a step deadline
         self.stop_address = stop_address
         self._name = name
