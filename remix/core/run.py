@@ -64,7 +64,7 @@ from remix.core.train import (
     reference_nll_cache,
     train_reference,
 )
-from remix.data.domains import DomainSource, discover_domains
+from remix.data.domains import DomainSource, discover_domains, split_domains
 from remix.data.mixture import normalize_weights, size_weights
 
 WEIGHTS_FILE = "weights.json"
@@ -369,10 +369,36 @@ def prepare_run_dir(settings: WeightsSettings, dist_info: DistInfo) -> bool:
     return resuming
 
 
+def check_validation_split(settings: WeightsSettings, domains: Sequence[DomainSource]) -> None:
+    """Refuse a run whose reference stage could not choose a checkpoint: no domain holds out an episode.
+
+    The reference is taken at the latest checkpoint that has not overfit on any domain, judged by
+    each domain's held-out NLL (remix-algorithm.md, stage 2); domains without validation episodes are
+    only left out of that judgement. With none at all there is nothing to judge by, and a reference past
+    its early-stopping point makes worse weights (paper Fig. 4), so this is an error, not a silent
+    "last checkpoint". Plain Group DRO trains no reference and needs no validation episodes.
+    """
+    if settings.plain_dro:
+        return
+    splits = split_domains(domains, settings.data.val_fraction, settings.seed)
+    if any(len(val) for _, val in splits):
+        return
+    counts = sorted({len(d.episodes) for d in domains})
+    if settings.data.val_fraction <= 0:
+        fix = "set data.val_fraction in (0, 1), e.g. 0.1"
+    else:  # split_episodes holds one out of any domain with 2+ episodes
+        fix = "give at least one domain 2+ episodes (add episodes or a coarser data.domain_key)"
+    raise ConfigError(
+        f"no domain has a validation episode (episodes per domain: {counts}, data.val_fraction="
+        f"{settings.data.val_fraction}), so the reference cannot be early-stopped; {fix}, or set dro.plain=true"
+    )
+
+
 def data_stage(settings: WeightsSettings, dist_info: DistInfo, console: Console) -> RunData:
     """Stage 1: resolve domains, split and preprocess them, stack small data into memory."""
     paths = list(settings.data.paths) or _builtin_paths(settings, dist_info)
     domains = discover_domains(paths, settings.data.domain_key, min_domains=2)
+    check_validation_split(settings, domains)
     m, a = settings.model, settings.actions
     data = prepare_data(
         domains,
@@ -404,7 +430,7 @@ def data_stage(settings: WeightsSettings, dist_info: DistInfo, console: Console)
     if settings.data.in_memory:
         _check_memory(data, settings.data.max_memory_gb)
         train_tensors = {k: v.to(dist_info.device) for k, v in data.train.materialize().items()}
-        val_tensors = data.val.materialize()
+        val_tensors = data.val.materialize() if len(data.val) else None  # none: plain DRO needs no val
     run = RunData(domains, data, sizes, train_tensors, val_tensors, _policy_config(settings, data))
     if settings.features.reference_head and _feature_mode(settings) == "imagenet":
         weights = imagenet_weights_path(settings.features.weights)
@@ -687,6 +713,8 @@ def run_weights(
     """
     console = console or Console()
     _feature_mode(settings)  # a features setting that cannot work fails before any training
+    if settings.data.paths:  # bad domains fail before `out` is marked as a run to resume
+        check_validation_split(settings, discover_domains(settings.data.paths, settings.data.domain_key, min_domains=2))
     dist_info = init_distributed(settings.device)
     resuming = prepare_run_dir(settings, dist_info)
     if dist_info.is_main:

@@ -76,6 +76,31 @@ def test_remix_weights_on_imported_lerobot(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_remix_weights_when_no_domain_has_validation_episodes(tmp_path, monkeypatch, capsys):
+    """Split by task, the v2.1 fixture is two 1-episode domains: nothing to early-stop the reference on.
+
+    remix-weights says so in one line before it marks `out` as a run to resume (so the suggested fix
+    can be rerun as is), and plain Group DRO, which trains no reference, runs on the same domains.
+    """
+    import_lerobot("v21", tmp_path / "l.zarr")
+    args = ("data.paths=[l.zarr]", "data.domain_key=task", "out=w", "model.cameras=[top]", *WEIGHTS)
+    from remix.core.cli import weights_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["remix-weights", *args])
+    with pytest.raises(SystemExit) as exit:
+        weights_main()
+    assert exit.value.code == 1
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "no domain has a validation episode" in message
+    assert "episodes per domain: [1]" in message and "2+ episodes" in message and "dro.plain=true" in message
+    assert not (tmp_path / "w" / "run_settings.json").exists()
+    run("remix-weights", *args, "dro.plain=true", "dro.steps=4", cwd=tmp_path, monkeypatch=monkeypatch)
+    weights = json.loads((tmp_path / "w" / "weights.json").read_text())
+    assert list(weights["weights"]) == ["pick the cube", "open the drawer"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["v21", "v30"])
 def test_remix_train_on_imported_lerobot(tmp_path, monkeypatch, version):
     import_lerobot(version, tmp_path / "l.zarr")
