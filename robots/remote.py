@@ -8,8 +8,7 @@ Per-step calls (`send_action`, `get_observation`, `check_success`, `stop`) carry
 period plus `step_margin_s`, so a frozen or unreachable server is noticed within about one period, not
 after the long `timeout_s` meant for resets. An observation may take longer (the server's camera retry
 budget) as long as the server is alive: past one step deadline the client pings the stop channel and
-gives up when that is silent too.
-The server drops a request older than its deadline, so a timed-out action never runs late, and runs a
+gives up when that is silent too. The server drops a request older than its deadline, so a timed-out action never runs late, and runs a
 late stop whatever its age (stop wins). When the server's robot is simulated, the client
 satisfies `robots.sim_interface.SimulatedRobot` too (tasks, set_task, expert_action are forwarded), so
 `isinstance(remote, SimulatedRobot)` holds once connected.
@@ -172,6 +171,7 @@ class RemoteRobot(Robot):
             client.close()
             raise
         self._client = client
+        self._unresponsive = False
         host = self.address.rsplit(":", 1)[0]
         self._info = info
         self._stop_client = RpcClient(self._stop_client_address(host, info), token=self.token,
