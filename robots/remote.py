@@ -8,10 +8,11 @@ Per-step calls (`send_action`, `get_observation`, `check_success`, `stop`) carry
 period plus `step_margin_s`, so a frozen or unreachable server is noticed within about one period, not
 after the long `timeout_s` meant for resets. An observation may take longer (the server's camera retry
 budget) as long as the server is alive: past one step deadline the client pings the stop channel and
-gives up when that is silent too. The server drops a request older than its deadline, so a timed-out action never runs late, and runs a
-late stop whatever its age (stop wins). When the server's robot is simulated, the client
-satisfies `robots.sim_interface.SimulatedRobot` too (tasks, set_task, expert_action are forwarded), so
-`isinstance(remote, SimulatedRobot)` holds once connected.
+gives up when that is silent too. The server drops a request older than its deadline, so a timed-out
+action never runs late, and runs a late stop whatever its age (stop wins).
+
+When the server's robot is simulated, the client satisfies `robots.sim_interface.SimulatedRobot` too
+(tasks, set_task, expert_action are forwarded), so `isinstance(remote, SimulatedRobot)` holds once connected.
 """
 
 from __future__ import annotations
