@@ -2,7 +2,8 @@
 
 configs/train.yaml only selects that schema (`train_schema`); the sections are the library's own
 dataclasses (data: MixtureConfig, model: ModelConfig, train: TrainConfig), so the CLI and the Python
-API run with the same defaults.
+API run with the same defaults; the one difference is model.action_dim / model.state_dim, which the CLI
+reads from the stores unless given (`ModelSection`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ from remix.policy.train import TrainConfig, train
 
 
 @dataclass(frozen=True)
+class ModelSection(ModelConfig):
+    """model: the library's ModelConfig, except that the action and state widths default to the stores'.
+
+    ModelConfig keeps 7 for code that builds a network from it directly; remix-train reads the widths
+    from the data (`remix.policy.train.resolve_widths`) and checks a width given here against every store.
+    """
+
+    action_dim: int | None = None  # None: the stores' action width
+    state_dim: int | None = None  # None: the stores' state width
+
+
+@dataclass(frozen=True)
 class TrainCommand:
     """remix-train's settings."""
 
@@ -29,7 +42,7 @@ class TrainCommand:
     resume: Any = False  # false | true (newest checkpoint in out) | path of a checkpoint dir
     overwrite: bool = False  # true: delete an earlier run in out first (otherwise that is an error)
     data: MixtureConfig = field(default_factory=MixtureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelSection = field(default_factory=ModelSection)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

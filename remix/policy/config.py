@@ -68,7 +68,8 @@ class ModelConfig:
             problems.append(f"beta_schedule {self.beta_schedule!r} is not one of {list(BETA_SCHEDULES)}")
         for name in ("n_obs", "horizon", "action_dim", "state_dim", "embed_dim", "hidden_dim", "num_blocks", "keypoints",
                      "time_dim", "num_train_timesteps"):
-            if int(getattr(self, name)) < 1:
+            # action_dim/state_dim None: remix-train's "read the width from the stores" (resolved before a net is built)
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.time_dim % 2:
             problems.append(f"time_dim must be even, got {self.time_dim}")

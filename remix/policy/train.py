@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from remix.common.errors import ConfigError, RemixError
 from remix.core.distributed import DistInfo, init_distributed
+from remix.data import EpisodeStore
 from remix.data.mixture import WeightedDomainSampler
 from remix.policy.augment import AugmentConfig, apply_augmentation
 from remix.policy.checkpoint import (
@@ -260,6 +261,48 @@ def check_out_dir(out: Path, resume: bool | str, overwrite: bool) -> tuple[Path 
     return resume_from, replace_old_run
 
 
+def _width(kind: str, given: int | None, widths: Mapping[Path, int]) -> int | None:
+    """One width for `kind` over the stores: `given` checked against each of them, else the stores' own."""
+    if given is not None:
+        for store, width in widths.items():
+            if width != given:
+                raise ConfigError(f"store {store} has {width}-d {kind}s but model.{kind}_dim={given}; leave "
+                                  f"model.{kind}_dim unset to use the stores' width, or convert the store")
+        return given
+    if len(set(widths.values())) > 1:
+        listed = ", ".join(f"{store}: {width}" for store, width in widths.items())
+        raise ConfigError(f"the stores' {kind} widths differ ({listed}); train on stores of one {kind} width")
+    return next(iter(widths.values()), None)
+
+
+def resolve_widths(model_config: ModelConfig, domains: Sequence[Domain]) -> ModelConfig:
+    """`model_config` as a plain ModelConfig with the action and state widths the stores have.
+
+    remix-train leaves `model.action_dim` / `model.state_dim` at None ("from the data"), so a 6-d LeRobot
+    store trains without flags; an explicit width is a check against every store. Checkpoints store the
+    resolved widths, so inference and resume see the same numbers as before. The state width is only
+    checked when the model uses the state; without it, it only sizes the unused zero state input.
+    """
+    actions: dict[Path, int] = {}
+    states: dict[Path, int] = {}
+    for domain in domains:
+        if domain.store in actions:  # several domains cut out of one store (domain_key)
+            continue
+        store = EpisodeStore.open(domain.store, mode="r", check_values=False)  # discovery validated it
+        actions[domain.store] = int(store.array("action").shape[-1])
+        if "state" in store.keys:
+            states[domain.store] = int(store.array("state").shape[-1])
+        elif model_config.use_state:
+            raise ConfigError(f"store {domain.store} has no proprio state; set model.use_state=false")
+    action_dim = _width("action", model_config.action_dim, actions)
+    if model_config.use_state:
+        state_dim = _width("state", model_config.state_dim, states)
+    else:  # unused: the given width, else a store's, else the library default
+        state_dim = model_config.state_dim or next(iter(states.values()), ModelConfig.state_dim)
+    values = {f.name: getattr(model_config, f.name) for f in fields(ModelConfig)}
+    return ModelConfig(**{**values, "action_dim": action_dim, "state_dim": state_dim})
+
+
 def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainConfig, out: Path,
               resume_from: Path | None = None, context: DistInfo | None = None) -> TrainingRun:
     """Data, normalization (the resumed checkpoint's when resuming), network, optimizer, LR schedule, EMA."""
@@ -267,6 +310,7 @@ def build_run(model_config: ModelConfig, mixture: MixtureConfig, config: TrainCo
     device = context.device
     domains: list[Domain] = discover_domains(mixture, config.seed)
     weights = mixture_weights(mixture, domains)
+    model_config = resolve_widths(model_config, domains)
     normalization = fit_normalization(domains, model_config, mixture.target_domain)
     if resume_from is not None:
         _, saved_model, normalization, _ = load_checkpoint(resume_from)

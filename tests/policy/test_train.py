@@ -140,6 +140,19 @@ def test_cli_trains_and_reports_bad_input_in_one_line(store, tmp_path, monkeypat
     assert _run_cli(monkeypatch, str(tmp_path / "bad"), *common, "train.colour=red") != 0  # unknown key
 
 
+def test_cli_model_widths_given_are_checked_against_the_stores(store, tmp_path, monkeypatch, capsys):
+    """model.action_dim / model.state_dim default to the stores' widths; a value given is a check, and a
+    mismatch is one line naming the store and both widths, before anything is written."""
+    common = [f"data.paths=[{store}]", "data.val_fraction=0", "model.encoder=tiny", "model.image_size=[16,16]",
+              "train.steps=1", "train.batch_size=4", "train.num_workers=0", "train.progress=false"]
+    for given, message in (("model.action_dim=5", "has 7-d actions but model.action_dim=5"),
+                           ("model.state_dim=3", "has 7-d states but model.state_dim=3")):
+        assert _run_cli(monkeypatch, str(tmp_path / "run"), *common, "model.use_state=true", given) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(store) in err[0] and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_on_two_cpu_ranks(store, tmp_path):
     import socket

@@ -103,11 +103,16 @@ def test_remix_weights_when_no_domain_has_validation_episodes(tmp_path, monkeypa
 @pytest.mark.slow
 @pytest.mark.parametrize("version", ["v21", "v30"])
 def test_remix_train_on_imported_lerobot(tmp_path, monkeypatch, version):
+    """No model.action_dim / model.state_dim: the 6-d actions and states are read from the store and stored
+    with the checkpoint."""
     import_lerobot(version, tmp_path / "l.zarr")
     cameras = "[top]" if version == "v21" else "[top,wrist]"  # v3.0: an mp4 camera and a PNG image feature
-    run("remix-train", "runs/p", "data.paths=[l.zarr]", f"model.cameras={cameras}", "model.action_dim=6", *TRAIN,
+    run("remix-train", "runs/p", "data.paths=[l.zarr]", f"model.cameras={cameras}", "model.use_state=true", *TRAIN,
         cwd=tmp_path, monkeypatch=monkeypatch)
-    assert (tmp_path / "runs/p/checkpoints/step_00000002/model.safetensors").exists()
+    checkpoint = tmp_path / "runs/p/checkpoints/step_00000002"
+    assert (checkpoint / "model.safetensors").exists()
+    model = json.loads((checkpoint / "config.json").read_text())["model"]
+    assert (model["action_dim"], model["state_dim"]) == (6, 6)
 
 
 @pytest.mark.slow
@@ -126,6 +131,8 @@ def test_remix_weights_on_imported_replay_buffer(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_remix_train_on_imported_replay_buffer(tmp_path, monkeypatch):
     import_dataset(FIXTURES / "replay_buffer" / "pusht_mini.zarr", tmp_path / "b.zarr", build_options(REPLAY), progress=False)
-    run("remix-train", "runs/p", "data.paths=[b.zarr]", "model.cameras=[cam0]", "model.action_dim=2", *TRAIN,
+    run("remix-train", "runs/p", "data.paths=[b.zarr]", "model.cameras=[cam0]", *TRAIN,
         cwd=tmp_path, monkeypatch=monkeypatch)
-    assert (tmp_path / "runs/p/checkpoints/step_00000002/model.safetensors").exists()
+    checkpoint = tmp_path / "runs/p/checkpoints/step_00000002"
+    assert (checkpoint / "model.safetensors").exists()
+    assert json.loads((checkpoint / "config.json").read_text())["model"]["action_dim"] == 2  # read from the store
