@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from remix.common.cli import prepare_out_dir
 from remix.common.errors import ConfigError, RemixError
 from remix.core.distributed import DistInfo, init_distributed
 from remix.data import EpisodeStore
@@ -251,7 +252,14 @@ class TrainingRun:
 
 def check_out_dir(out: Path, resume: bool | str, overwrite: bool) -> tuple[Path | None, bool]:
     """(checkpoint to resume from, whether an old run in `out` is to be replaced); a new run never
-    silently replaces an old one."""
+    silently replaces an old one.
+
+    The shared `prepare_out_dir` (as remix-weights/subset/select use it) checks that `out` is no file;
+    creating it waits for `start_output`, so a run refused for its data leaves no empty directory. The
+    "already holds a run" check stays here: its marker is a non-empty checkpoints/ folder, its error
+    offers resume=true, and a resumed run skips it, none of which the shared `holds` check does.
+    """
+    prepare_out_dir(out, "the training run", create=False)
     resume_from = _resume_source(resume, out)
     checkpoints = out / "checkpoints"
     replace_old_run = resume_from is None and checkpoints.is_dir() and any(checkpoints.iterdir())
@@ -382,7 +390,7 @@ def start_output(run: TrainingRun, replace_old_run: bool) -> None:
         shutil.rmtree(out / "checkpoints")
         for name in ("metrics.jsonl", "losses.png", "run.json"):
             (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, "the training run")  # one-line errors for an out= that cannot be created or written
     (out / "run.json").write_text(json.dumps({"model": asdict(run.model_config), **run.meta}, indent=2, default=str))
 
 

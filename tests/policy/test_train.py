@@ -153,6 +153,18 @@ def test_cli_model_widths_given_are_checked_against_the_stores(store, tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_cli_out_that_is_a_file_or_under_one_is_a_one_line_error(store, tmp_path, monkeypatch, capsys):
+    """remix-train checks out= with the shared prepare_out_dir, like remix-weights (was a FileExistsError)."""
+    common = [f"data.paths=[{store}]", "data.val_fraction=0", "model.encoder=tiny", "model.image_size=[16,16]",
+              "train.steps=1", "train.batch_size=4", "train.num_workers=0", "train.progress=false"]
+    (tmp_path / "notes.txt").write_text("not a run directory")
+    for out, message in (("notes.txt", "is a file; give a directory"), ("notes.txt/run", "cannot create out=")):
+        assert _run_cli(monkeypatch, str(tmp_path / out), *common) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+    assert (tmp_path / "notes.txt").read_text() == "not a run directory"
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_on_two_cpu_ranks(store, tmp_path):
     import socket
