@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image", type=int, default=64, help="camera and model image size (square)")
     parser.add_argument("--no-state", action="store_true", help="images and goal image only (no proprio)")
     parser.add_argument("--shift", type=float, default=AUGMENT.shift, help="random-shift augmentation (fraction)")
-    parser.add_argument("--camera", default="cam0", help="sim camera the policy sees (cam0: side, overhead)")
+    parser.add_argument("--camera", nargs="+", default=["cam0"], help="sim cameras the policy sees (cam0: side, overhead)")
     parser.add_argument("--tag", default="", help="suffix of the checkpoint folder (to compare variants)")
     parser.add_argument("--exec-horizon", type=int, default=4)
     parser.add_argument("--execution", choices=("chunk", "ensemble"), default="chunk")
@@ -78,13 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_robot(task: str, image: int, camera: str = "cam0") -> SimRobot:
-    return SimRobot(task=task, cameras={camera: (image, image)}, control_mode="blocking", control_hz=CONTROL_HZ,
+def make_robot(task: str, image: int, cameras: list[str] | tuple[str, ...] = ("cam0",)) -> SimRobot:
+    return SimRobot(task=task, cameras={camera: (image, image) for camera in cameras}, control_mode="blocking", control_hz=CONTROL_HZ,
                     max_translation=STEP)
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
-    return replace(MODEL, cameras=(args.camera,), image_size=(args.image, args.image), use_state=not args.no_state)
+    return replace(MODEL, cameras=tuple(args.camera), image_size=(args.image, args.image), use_state=not args.no_state)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -133,7 +133,7 @@ def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
 
 
 def run_task(task: str, args: argparse.Namespace) -> dict:
-    root = args.out / f"{task}_{args.camera}_{args.image}px"
+    root = args.out / f"{task}_{'+'.join(args.camera)}_{args.image}px"
     store = root / "demos.zarr"
     result: dict = {"task": task}
     if args.fresh or not (root / "collect.json").exists():

@@ -246,7 +246,7 @@ class DemoCollector:
                     return Outcome.FAULT, recorded, started
                 self.device.applied(applied)
                 if command.engaged or s.record_idle:
-                    recorder.add_step(observation, applied)
+                    recorder.add_step(observation, applied if command.label is None else command.label)
                     recorded += 1
                 if self.preview is not None:
                     self.preview.show(observation.images)

@@ -32,6 +32,9 @@ class TeleopCommand:
     engaged: bool  # the operator is driving (dead-man held / motion key pressed); idle steps are not recorded
     event: TeleopEvent | None = None
     connected: bool = True  # the input is alive (False: headset data is stale; the action holds still)
+    # what the demo records for this step when it differs from what is executed: DART (noise-injected
+    # execution) sends `action` (the expert's plus noise) and records the expert's clean action here
+    label: np.ndarray | None = None
 
 
 def hold_action(gripper: float) -> np.ndarray:

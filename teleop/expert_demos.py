@@ -23,6 +23,7 @@ import numpy as np
 from remix.common.errors import ConfigError
 from remix.data import EpisodeStore
 from robots.sim import SimRobot
+from teleop.sim_expert import dart_action
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,6 @@ class DemoReport:
     failed: int
     lengths: tuple[int, ...]
     failed_seeds: tuple[int, ...]
-
-
-def dart_action(label: np.ndarray, noise: float, limit: float, rng: np.random.Generator) -> np.ndarray:
-    """The action to execute: the expert's `label` with N(0, (noise * limit)^2) added to the x/y/z step.
-
-    `noise` is a fraction of the robot's per-step translation limit; the gripper is never perturbed
-    (a flipped gripper drops the object, which is a failure, not a recovery to learn from).
-    """
-    executed = np.asarray(label, dtype=np.float64).copy()
-    if noise > 0:
-        executed[:3] += rng.normal(0.0, noise * limit, size=3)
-    return executed
 
 
 def run_expert_episode(robot: SimRobot, seed: int, max_steps: int, noise: float = 0.0,

@@ -114,10 +114,14 @@ def make_scripted_oculus(cfg: dict[str, Any], robot: Robot) -> TeleopSetup:
 
 def make_sim_expert(cfg: dict[str, Any], robot: Robot) -> TeleopSetup:
     """The sim robot's scripted expert drives, optionally graded by an operator profile."""
-    _take(cfg, {"_target_", "profile", "seed"}, "teleop (sim_expert)")
-    expert = SimExpertTeleop(robot)
+    _take(cfg, {"_target_", "profile", "seed", "dart"}, "teleop (sim_expert)")
+    dart = float(cfg.get("dart") or 0.0)
     if cfg.get("profile") in (None, "expert"):
-        return TeleopSetup(expert)
+        return TeleopSetup(SimExpertTeleop(robot, dart=dart, seed=int(cfg.get("seed") or 0)))
+    if dart:
+        raise ConfigError("teleop.dart applies to the clean expert only (a graded operator records what it sends); "
+                          "set teleop.profile=null or teleop.dart=0")
+    expert = SimExpertTeleop(robot)
     from teleop.operator_profiles import ProfiledExpertTeleop, get_profile
 
     return TeleopSetup(ProfiledExpertTeleop(expert, get_profile(str(cfg["profile"])), robot.limits.max_translation,

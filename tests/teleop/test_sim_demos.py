@@ -152,3 +152,24 @@ def test_a_kept_sim_demo_ends_with_the_success_frame(tmp_path) -> None:
         assert robot.check_success()  # the last recorded frame is the scene after the final move
         assert np.array_equal(robot.get_observation().images["cam0"], episode["images/cam0"][-1])
         assert np.allclose(episode["action"][-1][:6], 0.0)  # recorded with a hold
+
+
+def test_sim_expert_dart_executes_noise_and_records_the_clean_expert(tmp_path) -> None:
+    """teleop.dart: the arm is pushed off the expert's path, the demo holds the expert's own corrections."""
+    robot = SimRobot(profile="widowx", task="lift_red", cameras={"cam0": (32, 32)}, control_hz=10.0,
+                     max_translation=0.02)
+    with robot:
+        setup = make_teleop({"_target_": "teleop.factory.make_sim_expert", "dart": 0.3, "seed": 1}, robot)
+        with setup.device:
+            DemoCollector(robot, setup.device, open_demo_store(tmp_path / "dart.zarr", robot), ScriptedInput(),
+                          CollectSettings(task="lift_red", num_demos=2, seed=5, max_steps=120, unattended=True)).run()
+        store = EpisodeStore.open(tmp_path / "dart.zarr")
+        assert store.num_episodes == 2
+        episode = store.read_episode(0)
+        moves = episode["action"][:-1, :3]
+        # the expert's approach steps are clipped to the 2 cm limit exactly; executed noise would never be
+        assert (np.abs(moves) == np.float32(0.02)).sum() >= 5
+        travelled = np.diff(episode["state"][:, :3], axis=0)
+        assert np.abs(travelled - moves).max() > 0.004  # the arm did not go where the labels say
+    with pytest.raises(Exception, match="teleop.dart applies to the clean expert only"):
+        make_teleop({"_target_": "teleop.factory.make_sim_expert", "dart": 0.3, "profile": "worse"}, robot)
