@@ -47,10 +47,10 @@ CONTROL_HZ = 10.0
 STEP = 0.02  # m per control step (0.2 m/s at 10 Hz)
 
 # The design measured here is remix-train's `policy=cpu` preset (configs/policy/cpu.yaml), read from it so
-# the two cannot drift: a small GroupNorm conv net with 32 spatial-softmax keypoints on 64 px frames, proprio
+# the two cannot drift: a small GroupNorm conv net with 32 spatial-softmax keypoints on 64 px frames, no proprio
 # state, future-frame goal relabeling, no random shift, an 8-step chunk of which 4 are executed.
 PRESETS: dict[str, dict] = {
-    "cpu30": {"steps": 9000, "batch_size": 64},  # ~15 CPU-min of training at 1 thread
+    "cpu30": {"steps": 6000, "batch_size": 64},  # ~13 CPU-min of training at 1 thread
     "readme": {"steps": 3000, "batch_size": 64},
 }
 
@@ -72,7 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise", type=float, default=0.3, help="DART noise, fraction of the step limit")
     parser.add_argument("--relabel", type=float, help="share of future-frame goals in training (default: the preset's)")
     parser.add_argument("--image", type=int, default=64, help="camera and model image size (square)")
-    parser.add_argument("--no-state", action="store_true", help="images and goal image only (no proprio)")
+    parser.add_argument("--state", action=argparse.BooleanOptionalAction, default=None,
+                        help="feed the proprio state too (default: the preset's, off)")
     parser.add_argument("--shift", type=float, help="random-shift augmentation (fraction; default: the preset's)")
     parser.add_argument("--camera", nargs="+", default=["cam0"], help="sim cameras the policy sees (cam0: side, overhead)")
     parser.add_argument("--tag", default="", help="suffix of the checkpoint folder (to compare variants)")
@@ -93,7 +94,7 @@ def make_robot(task: str, image: int, cameras: list[str] | tuple[str, ...] = ("c
 def model_config(args: argparse.Namespace) -> ModelConfig:
     preset = {f.name: getattr(preset_command().model, f.name) for f in fields(ModelConfig)}
     return replace(ModelConfig(**{**preset, "action_dim": 7, "state_dim": 7}), cameras=tuple(args.camera),
-                   image_size=(args.image, args.image), use_state=not args.no_state)
+                   image_size=(args.image, args.image), use_state=preset['use_state'] if args.state is None else args.state)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"policy_success: preset={args.preset} threads={args.threads} image={args.image} "
-          f"state={not args.no_state} demos={args.demos} trials={args.trials}", flush=True)
+          f"state={model_config(args).use_state} demos={args.demos} trials={args.trials}", flush=True)
     rows = []
     for task in args.tasks:
         row = run_task(task, args)

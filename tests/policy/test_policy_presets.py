@@ -20,7 +20,7 @@ def test_cpu_preset_is_the_sim_measured_design() -> None:
     command = _command("cpu")
     model, train = command.model, command.train
     assert (model.encoder, model.norm, model.pool, model.keypoints) == ("small", "group", "spatial_softmax", 32)
-    assert tuple(model.image_size) == (64, 64) and model.n_obs == 1 and model.horizon == 8 and model.use_state
+    assert tuple(model.image_size) == (64, 64) and model.n_obs == 1 and model.horizon == 8 and not model.use_state
     assert train.augment.shift == 0.0 and train.device == "cpu" and command.data.goal_relabel > 0
 
 
