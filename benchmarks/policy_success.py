@@ -46,7 +46,7 @@ EVAL_SEED_BASE = 100_000
 CONTROL_HZ = 10.0
 STEP = 0.02  # m per control step (0.2 m/s at 10 Hz)
 
-# The design measured here is remix-train's `policy=cpu` preset (configs/policy/cpu.yaml), read from it so
+# The design measured here is remix-train's `recipe=cpu` preset (configs/recipe/cpu.yaml), read from it so
 # the two cannot drift: a small GroupNorm conv net with 32 spatial-softmax keypoints on 64 px frames, no proprio
 # state, future-frame goal relabeling, no random shift, an 8-step chunk of which 4 are executed.
 PRESETS: dict[str, dict] = {
@@ -57,7 +57,7 @@ PRESETS: dict[str, dict] = {
 
 def preset_command() -> TrainCommand:
     with initialize_config_module(config_module="remix.configs", version_base=None):
-        cfg = compose("train", overrides=["policy=cpu", "out=unused", "data.cotrain=[unused.zarr]"])
+        cfg = compose("train", overrides=["recipe=cpu", "out=unused", "data.cotrain=[unused.zarr]"])
     return build(TrainCommand, cfg)
 
 

@@ -12,7 +12,7 @@ from remix.policy.cli import TrainCommand
 
 def _command(preset: str) -> TrainCommand:
     with initialize_config_module(config_module="remix.configs", version_base=None):
-        cfg = compose("train", overrides=[f"policy={preset}", "out=/tmp/x", "data.cotrain=[d.zarr]"])
+        cfg = compose("train", overrides=[f"recipe={preset}", "out=/tmp/x", "data.cotrain=[d.zarr]"])
     return build(TrainCommand, cfg)
 
 
