@@ -52,25 +52,10 @@ def test_goal_pose_is_reached_through_the_safety_layer() -> None:
             move_to_pose(robot, [2.0, 0, 0, 0, 0, 0, 1])
 
 
-def test_goal_pose_moves_are_paced_by_the_shared_rate_loop(monkeypatch) -> None:
+def test_goal_pose_moves_are_paced_by_the_shared_rate_loop(count_rate_ticks) -> None:
     """Rate mode: one tick of remix.common.rate.Rate per action at the robot's rate; no hand-made sleep loop."""
     import robots.goals as goals
-    from remix.common.rate import Rate
-
-    made: list[Rate] = []
-
-    class Counting(Rate):
-        ticks = 0
-
-        def __init__(self, hz: float) -> None:
-            super().__init__(hz)
-            made.append(self)
-
-        def sleep(self) -> float:
-            self.ticks += 1
-            return super().sleep()
-
-    monkeypatch.setattr(goals, "Rate", Counting, raising=False)
+    made = count_rate_ticks(goals)
     with MockRobot(control_mode="rate", control_hz=50.0) as robot:
         robot.reset()
         move_to_pose(robot, [0.4, 0.1, 0.05, 0, 0, 0.3, 0.0])

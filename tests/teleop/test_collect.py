@@ -90,25 +90,10 @@ def test_scripted_headset_demos_land_in_the_store_and_replay(tmp_path) -> None:
         assert np.median(collector.loop_times) < robot.period_s / 2  # the loop keeps its 20 Hz with time to spare
 
 
-def test_collection_is_paced_by_the_shared_rate_loop(tmp_path, monkeypatch) -> None:
+def test_collection_is_paced_by_the_shared_rate_loop(tmp_path, count_rate_ticks) -> None:
     """One tick of remix.common.rate.Rate per step at the robot's rate; unattended runs are not paced."""
     import teleop.collect as collect_module
-    from remix.common.rate import Rate
-
-    made: list[Rate] = []
-
-    class Counting(Rate):
-        ticks = 0
-
-        def __init__(self, hz: float) -> None:
-            super().__init__(hz)
-            made.append(self)
-
-        def sleep(self) -> float:
-            self.ticks += 1
-            return super().sleep()
-
-    monkeypatch.setattr(collect_module, "Rate", Counting, raising=False)
+    made = count_rate_ticks(collect_module)
     with mock() as robot:
         result, _ = collect(robot, scripted_teleop(robot, [FORWARD_AND_GRASP]), tmp_path / "paced.zarr",
                             task="reach", num_demos=1)
