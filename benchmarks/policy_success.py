@@ -17,6 +17,7 @@ can be repeated without retraining; delete the folder (or pass --fresh) to start
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -55,7 +56,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
+@functools.cache
 def preset_command() -> TrainCommand:
+    """remix-train's settings under recipe=cpu, composed once."""
     with initialize_config_module(config_module="remix.configs", version_base=None):
         cfg = compose("train", overrides=["recipe=cpu", "out=unused", "data.cotrain=[unused.zarr]"])
     return build(TrainCommand, cfg)
