@@ -80,7 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shift", type=float, help="random-shift augmentation (fraction; default: the preset's)")
     parser.add_argument("--camera", nargs="+", default=["cam0"], help="sim cameras the policy sees (cam0: side, overhead)")
     parser.add_argument("--tag", default="", help="suffix of the checkpoint folder (to compare variants)")
-    parser.add_argument("--exec-horizon", type=int, default=4)
+    parser.add_argument("--horizon", type=int, help="predicted chunk length (default: the preset's)")
+    parser.add_argument("--keypoints", type=int, help="spatial-softmax keypoints (default: the preset's)")
+    parser.add_argument("--exec-horizon", type=int, help="chunk steps executed before re-planning (default: the policy's, 3/4 of the chunk)")
     parser.add_argument("--execution", choices=("chunk", "ensemble"), default="chunk")
     parser.add_argument("--max-steps", type=int, default=120, help="step limit of a demo and of a trial")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -96,7 +98,8 @@ def make_robot(task: str, image: int, cameras: list[str] | tuple[str, ...] = ("c
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
     preset = {f.name: getattr(preset_command().model, f.name) for f in fields(ModelConfig)}
-    return replace(ModelConfig(**{**preset, "action_dim": 7, "state_dim": 7}), cameras=tuple(args.camera),
+    overrides = {k: v for k, v in (("horizon", args.horizon), ("keypoints", args.keypoints)) if v is not None}
+    return replace(ModelConfig(**{**preset, "action_dim": 7, "state_dim": 7, **overrides}), cameras=tuple(args.camera),
                    image_size=(args.image, args.image), use_state=preset['use_state'] if args.state is None else args.state)
 
 
@@ -119,6 +122,7 @@ def collect(task: str, args: argparse.Namespace, store: Path) -> dict:
 
 def evaluate(task: str, args: argparse.Namespace, checkpoint: Path) -> dict:
     policy = DiffusionPolicy.load(checkpoint, exec_horizon=args.exec_horizon, execution=args.execution)
+    print(f"  {task}: executing {policy.exec_horizon} of each {policy.config.horizon}-step chunk", file=sys.stderr)
     expert_ok, policy_ok, steps_used = 0, 0, []
     started = time.monotonic()
     with make_robot(task, args.image, args.camera) as robot:

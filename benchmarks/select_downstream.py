@@ -1,15 +1,17 @@
 """remix-select on sim data, and the downstream check: co-train a policy on each selection, roll it out.
 
-Data (MuJoCo tabletop, widowx profile, cam0 32x32): the target task `put_red_in_green`, demos by the
-scripted expert; prior data from the sim's other tasks (`lift_red`, `put_blue_in_yellow`, expert), a
-poor operator on the target task (`put_red_in_green-noisy`: expert + noise) and junk (`random_actions`:
-uniform random motions), plus more expert demos of the target task from other scenes (`put_red_in_green`,
-the positive control). Selection: remix-select (state-only proxy) with every method at one budget.
-Downstream (--train-steps > 0): `remix-train RUN data.subset=SEL data.cotrain=[target]` per method
-plus target-only, then `remix-eval` success on the target task.
+Data (MuJoCo tabletop, widowx profile at 10 Hz with 2 cm steps, cam0 64x64: the setting the sim policy design
+was measured at, benchmarks/policy_success.py): the target task `put_red_in_green`, 25 scripted-expert demos
+recorded with DART (noisy execution, clean labels); prior data from the sim's other tasks (`lift_red`,
+`put_blue_in_yellow`, DART expert), a poor operator on the target task (`put_red_in_green-noisy`: expert +
+noise, every attempt kept) and junk (`random_actions`: uniform random motions), plus more DART expert demos
+of the target task from other scenes (`put_red_in_green`, the positive control). Selection: remix-select
+(state-only proxy) with every method at one budget. Downstream (--train-steps > 0): `remix-train RUN
+recipe=cpu data.subset=SEL data.cotrain=[target]` per method plus target-only, then `remix-eval` success
+on the target task on the same fixed scenes (session seed 0), each trial with its own scene's goal.
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/select_downstream.py --out runs/select-bench
-    ... --train-steps 2000 --trials 20            # with the downstream check (slow on CPU)
+    ... --train-steps 3000 --trials 30            # with the downstream check (~8 CPU-min per policy)
 """
 
 from __future__ import annotations
@@ -33,25 +35,45 @@ from remix.select.report import cluster_domains
 from remix.select.run import run_select
 from remix.select.simdata import make_sim_store
 
+os.environ.setdefault("MUJOCO_GL", "egl")
+from robots.sim import SimRobot  # noqa: E402
+from teleop.expert_demos import record_expert_demos  # noqa: E402
+
 TARGET = "put_red_in_green"
 PRIOR = (("lift_red", "expert"), ("put_blue_in_yellow", "expert"), (TARGET, "noisy"), (TARGET, "random"),
          (TARGET, "expert"))
 BIN = Path(sys.executable).parent
 
 
+CONTROL_HZ, STEP, IMAGE = 10.0, 0.02, 64
+ROBOT_ARGS = ("robot=sim", f"robot.cameras.cam0=[{IMAGE},{IMAGE}]", f"robot.control_hz={CONTROL_HZ:g}",
+              f"robot.max_translation={STEP}")
+
+
+def record_expert(path: Path, task: str, episodes: int, seed: int) -> None:
+    """DART expert demos (noise 0.3 of the step limit), as remix-collect teleop=sim_expert teleop.dart=0.3."""
+    with SimRobot(task=task, cameras={"cam0": (IMAGE, IMAGE)}, control_mode="blocking", control_hz=CONTROL_HZ,
+                  max_translation=STEP) as robot:
+        record_expert_demos(robot, path, range(seed, seed + 10 * episodes), episodes, max_steps=120, noise=0.3,
+                            overwrite=True)
+
+
 def make_data(root: Path, target_demos: int, prior_episodes: int, seed: int) -> tuple[str, list[str]]:
     root.mkdir(parents=True, exist_ok=True)
-    cams = {"cam0": (32, 32)}
     target = root / "target.zarr"
     if not target.exists():
-        make_sim_store(target, TARGET, "expert", target_demos, seed=seed, cameras=cams, domain="target")
+        record_expert(target, TARGET, target_demos, seed)
     paths = []
     for k, (task, operator) in enumerate(PRIOR):
         name = {"random": "random_actions", "expert": task}.get(operator, f"{task}-{operator}")
         path = root / f"{name}.zarr"
         if not path.exists():
-            make_sim_store(path, task, operator, prior_episodes, seed=seed + 1000 * (k + 1), cameras=cams,
-                           max_steps=20 if operator == "random" else 40, noise=0.5, domain=name)
+            if operator == "expert":
+                record_expert(path, task, prior_episodes, seed + 1000 * (k + 1))
+            else:
+                make_sim_store(path, task, operator, prior_episodes, seed=seed + 1000 * (k + 1),
+                               cameras={"cam0": (IMAGE, IMAGE)}, max_steps=40 if operator == "random" else 80,
+                               noise=0.5, domain=name, control_hz=CONTROL_HZ, max_translation=STEP)
         paths.append(str(path))
     return str(target), paths
 
@@ -96,14 +118,13 @@ def downstream(args: argparse.Namespace, target: str, selections: dict[str, Path
         data = [f"data.subset={sel}", f"data.cotrain=[{target}]", f"data.cotrain_share={args.cotrain_share}"] if sel \
             else [f"data.cotrain=[{target}]"]
         started = time.perf_counter()
-        _run("remix-train", str(run), *data, "model.encoder=tiny", "model.image_size=[32,32]", "overwrite=true",
-             f"train.steps={args.train_steps}", "train.batch_size=32", "train.num_workers=0", "train.device=cpu",
-             f"train.val_every={args.train_steps}", f"train.save_every={args.train_steps}", "train.progress=false")
         checkpoint = run / "checkpoints" / f"step_{args.train_steps:08d}"
-        out = _run("remix-eval", "robot=sim", "robot.cameras.cam0=[32,32]", f"tasks=[{TARGET}]",
-                   f"policies={{p:{checkpoint}}}", f"trials={args.trials}", "operator=scripted",
-                   f"out={args.out / 'evals' / (method.replace(' ', '-') + '.sqlite')}", "progress=false",
-                   "time_limit_s=30")
+        if not checkpoint.exists():
+            _run("remix-train", str(run), *data, "recipe=cpu", "overwrite=true", f"train.steps={args.train_steps}",
+                 f"train.val_every={args.train_steps}", f"train.save_every={args.train_steps}", "train.progress=false")
+        out = _run("remix-eval", *ROBOT_ARGS, f"tasks=[{TARGET}]", f"policies={{p:{checkpoint}}}", f"trials={args.trials}",
+                   "operator=scripted", f"out={args.out / 'evals' / (method.replace(' ', '-') + '.sqlite')}",
+                   "progress=false", "time_limit_s=12")
         found = re.search(r"(\d+)/(\d+) \((\d+)%", out)
         rows[method] = found.group(0) + ")" if found else "no result"
         print(f"{method:12s} success {rows[method]}  ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -70,18 +70,15 @@ class ExperimentSettings:
     trials: int = 10  # evaluation scenes per policy; the same scene seeds for every arm
     eval_seed: int = 0  # picks those scenes (remix-eval's session seed) and the subsets' episodes
     robot: Any = field(default_factory=dict)  # the sim robot's config (the robot group + robot.* overrides)
-    max_steps: int = 100  # step limit of a demo attempt and of an evaluation trial
-    time_limit_s: float = 20.0  # per evaluation trial, in simulated seconds (100 steps at the WidowX profile's 5 Hz)
-    policy_options: Any = field(default_factory=lambda: {"exec_horizon": 4})  # load_policy options for the checkpoints
+    max_steps: int = 120  # step limit of a demo attempt and of an evaluation trial
+    time_limit_s: float = 12.0  # per evaluation trial, in simulated seconds (120 steps at the 10 Hz of configs/experiment.yaml)
+    policy_options: Any = field(default_factory=dict)  # load_policy options for the checkpoints (e.g. exec_horizon)
     data: ExperimentData = field(default_factory=ExperimentData)
-    # overrides handed to remix-weights' and remix-train's own configs (see their --help); on GPUs raise
-    # train.steps, the image size and the encoder (remix-train presets)
+    # overrides handed to remix-weights' and remix-train's own configs (see their --help). Policies use the
+    # measured sim design (remix-train recipe=cpu) at half its steps; on GPUs use recipe=paper or raise train.steps
     weights: tuple[str, ...] = ("model.cameras=[cam0]", "model.encoder=tiny", "reference.steps=400",
                                 "reference.eval_every=50", "reference.eval_samples=128", "batch_size=64", "log_every=100")
-    train: tuple[str, ...] = ("model.encoder=small", "model.pool=spatial_softmax", "model.n_obs=1", "model.horizon=8",
-                              "model.use_state=true", "model.image_size=[64,64]", "data.goal_relabel=0.5",
-                              "train.steps=600", "train.batch_size=32", "train.lr=1e-3", "train.warmup_steps=50",
-                              "train.num_workers=0", "train.val_every=600", "train.save_every=600", "train.device=cpu")
+    train: tuple[str, ...] = ("recipe=cpu", "train.steps=3000", "train.val_every=3000", "train.save_every=3000")
     jobs_args: tuple[str, ...] = ()  # extra overrides for the job multirun, e.g. [hydra.launcher.n_jobs=4]
 
     def __post_init__(self) -> None:

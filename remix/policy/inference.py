@@ -5,8 +5,11 @@ until the history is full, exactly like the training windows at episode starts),
 action in the target domain's robot units. Two ways to turn predicted chunks into actions:
 
 - "chunk": predict a chunk, execute its first `exec_horizon` actions open loop, then predict again
-  (receding horizon: by default half the chunk, so the policy re-plans from fresh observations
-  while the chunk keeps its motion consistent; the default);
+  (receding horizon: by default three quarters of the chunk, so the policy re-plans from fresh
+  observations while the chunk keeps its motion consistent; the default). Measured on the sim's
+  lift_red (recipe=cpu, 8-step chunks, 50 unseen scenes): executing 6 succeeded 42/50 where 4 gave
+  35-36/50, 8 gave 34-40/50, 2 gave 29/50 and 1 gave 21/50: re-planning every step dithers;
+  never re-planning cannot correct;
 - "ensemble": predict a chunk every step and average all chunks' predictions for the current step
   with weights exp(-k * age), newest first (temporal ensembling, smoother motion).
 
@@ -62,7 +65,7 @@ class DiffusionPolicy(Policy):
         if execution not in EXECUTIONS:
             raise ConfigError(f"unknown execution {execution!r}; use one of {list(EXECUTIONS)}")
         horizon = self.config.horizon
-        self.exec_horizon = max(1, horizon // 2) if exec_horizon is None else int(exec_horizon)
+        self.exec_horizon = max(1, 3 * horizon // 4) if exec_horizon is None else int(exec_horizon)
         if not 1 <= self.exec_horizon <= horizon:
             raise ConfigError(f"exec_horizon must be in 1..{horizon} (the trained chunk length), got {exec_horizon}")
         if inference_steps < 1:

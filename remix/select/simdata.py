@@ -40,14 +40,17 @@ def _action(robot: object, operator: str, rng: np.random.Generator, noise: float
 
 def make_sim_store(path: str | Path, task: str, operator: str = "expert", episodes: int = 10, seed: int = 0,
                    max_steps: int = 40, noise: float = 0.5, cameras: Mapping[str, Sequence[int]] | None = None,
-                   domain: str | None = None, profile: str = "widowx") -> Path:
-    """Record `episodes` attempts of `task` by one graded operator into a new store at `path`."""
+                   domain: str | None = None, profile: str = "widowx", control_hz: float | None = None,
+                   max_translation: float | None = None) -> Path:
+    """Record `episodes` attempts of `task` by one graded operator into a new store at `path` (the sim robot's
+    `control_hz` and `max_translation`: None = the profile's)."""
     from robots.sim import SimRobot
 
     if operator not in OPERATORS:
         raise ConfigError(f"unknown sim operator {operator!r}; use one of {OPERATORS}")
     cams = dict(cameras or {})
-    robot = SimRobot(profile=profile, task=task, cameras=cams, seed=seed)
+    robot = SimRobot(profile=profile, task=task, cameras=cams, seed=seed, control_hz=control_hz,
+                     max_translation=max_translation)
     store = EpisodeStore.create(path, fps=robot.control_hz, robot=robot.name, action_names=DEFAULT_ACTION_NAMES,
                                 gripper_dims=(6,), cameras={k: tuple(v) for k, v in cams.items()},
                                 state_names=STATE_NAMES, overwrite=True)

@@ -177,13 +177,13 @@ def test_cached_frame_embeddings_give_the_same_chunks_as_encoding_the_history(tm
     assert per_step == [1, 1, 1, 1]  # one new frame per step; the first one stands in for the missing history
 
 
-def test_receding_horizon_executes_half_the_chunk_by_default(tmp_path, monkeypatch):
+def test_receding_horizon_executes_three_quarters_of_the_chunk_by_default(tmp_path, monkeypatch):
     path, _, _ = write_tiny_checkpoint(tmp_path / "ckpt", horizon=6)
     policy = load_policy(path)
     calls = []
     monkeypatch.setattr(policy, "predict_chunk", lambda: calls.append(1) or np.zeros((6, 7), np.float32))
-    _rollout(policy, steps=6)
-    assert policy.exec_horizon == 3 and len(calls) == 2
+    _rollout(policy, steps=8)
+    assert policy.exec_horizon == 4 and len(calls) == 2  # replans at steps 0 and 4
 
 
 def test_gripper_is_binarized_at_execution(tmp_path, monkeypatch):
